@@ -16,6 +16,11 @@ from .common import RELU, SIGMOID, SOFTMAX, Workspace
 NAME = "numpy"
 
 
+def warmup():
+    """Nothing to compile for NumPy; returns the seconds spent (0.0)."""
+    return 0.0
+
+
 # --- affine layer ---------------------------------------------------------
 
 def affine_forward(x, w, b, out):

@@ -1,0 +1,306 @@
+"""The ``fastnn`` command line: parses flags, calls the API, prints.
+
+Exit codes: 0 success, 1 failure (bad data or model file, divergence),
+2 usage error (a bad flag or value), 130/143 interrupted (SIGINT/SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import kernels
+
+from . import __version__, mnist, presets
+from .data import ALL_DIGITS, make_task, parse_digits
+from .modelio import ModelFileError, load_model, save_model
+from .network import DTYPES, Network
+from .train import TrainingDiverged, fit
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A value the user gave is not allowed (exit code 2)."""
+
+
+# --- argument types -----------------------------------------------------------------
+
+def _layers(text: str) -> tuple:
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of sizes like 128,64") from None
+    if any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(f"layer sizes {text!r} must be positive integers")
+    return sizes
+
+
+def _batch_size(text: str):
+    if text == "full":
+        return "full"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer or 'full'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1 (or 'full')")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
+    return value
+
+
+def _learning_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number")
+    return value
+
+
+def _val_size(text: str):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count or a fraction") from None
+    if value < 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a count >= 0 or a fraction in [0, 1)")
+    return value if value < 1 else int(value)
+
+
+def _digits(text: str) -> tuple:
+    try:
+        return parse_digits(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+# --- parser -------------------------------------------------------------------------------
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--data-dir", metavar="DIR",
+                       help="directory holding the four MNIST IDX files (.gz or raw); "
+                            "default: $FASTNN_DATA_DIR, then the cache "
+                            "(downloaded there when missing)")
+    group.add_argument("--data", choices=("auto", "mnist", "sample"), default="auto",
+                       help="'mnist': the full set or fail; 'sample': the bundled 10,000/2,000 "
+                            "sample; 'auto' (default): full MNIST if it can be found or "
+                            "downloaded, else the sample")
+    group.add_argument("--no-download", action="store_true",
+                       help="never download; use only local files")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fastnn",
+        description="Train fully-connected networks on MNIST, fast, on the CPU.",
+        epilog="Run 'fastnn COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"fastnn {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser(
+        "train", help="train a network and report its test accuracy",
+        description="Train a network on MNIST (10 digits, or a digit pair with --digits) and "
+                    "report per-epoch metrics and the test accuracy. Flags given with --preset "
+                    "override the preset.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    default = presets.DEFAULT
+    model = train.add_argument_group("model and training")
+    model.add_argument("--preset", choices=tuple(presets.PRESETS),
+                       help="start from a tutorial configuration (see 'fastnn presets')")
+    model.add_argument("--digits", type=_digits, default=None,
+                       help=f"'all' for 10 classes, or a pair like 0,1 (default: {default['digits']})")
+    model.add_argument("--layers", type=_layers, default=None, metavar="SIZES",
+                       help="hidden layer sizes, comma-separated (default: "
+                            f"{','.join(map(str, default['layers']))})")
+    model.add_argument("--hidden", choices=("relu", "sigmoid"), default=None,
+                       help=f"hidden activation (default: {default['hidden']})")
+    model.add_argument("--batch-size", type=_batch_size, default=None, metavar="N|full",
+                       help="1: per-sample SGD, N: mini-batch, 'full': full-batch gradient "
+                            f"descent (default: {default['batch_size']})")
+    model.add_argument("--lr", type=_learning_rate, default=None,
+                       help=f"learning rate (default: {default['lr']})")
+    model.add_argument("--epochs", type=_positive_int, default=None,
+                       help="passes over the training data; with --batch-size full, "
+                            f"iterations (default: {default['epochs']})")
+    model.add_argument("--seed", type=int, default=0,
+                       help="seeds the split, the initial weights and the shuffling")
+    model.add_argument("--val-size", type=_val_size, default=0.1, metavar="N|FRACTION",
+                       help="training rows held out for validation, as a count or a fraction")
+    run = train.add_argument_group("execution")
+    run.add_argument("--backend", choices=tuple(kernels.BACKENDS), default=None,
+                     help=f"kernel backend (default: ${kernels.BACKEND_ENV_VAR}, else numba)")
+    run.add_argument("--dtype", choices=DTYPES, default="float32", help="floating-point type")
+    output = train.add_argument_group("output")
+    output.add_argument("--save", metavar="PATH", help="write the trained model here (.npz)")
+    output.add_argument("--metrics-json", metavar="PATH",
+                        help="write the run's metrics as JSON (see README)")
+    output.add_argument("-q", "--quiet", action="store_true",
+                        help="print only the final summary")
+    _add_data_options(train)
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="report a saved model's accuracy on the test set",
+        description="Report a saved model's test accuracy, overall and per class.")
+    evaluate.add_argument("model", metavar="MODEL", help="model file written by 'train --save'")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_data_options(evaluate)
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    listing = commands.add_parser("presets", help="list the training presets",
+                                  description="List the training presets.")
+    listing.set_defaults(handler=cmd_presets)
+    return parser
+
+
+# --- commands ----------------------------------------------------------------------------
+
+def _note(args, message: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(message, file=sys.stderr)
+
+
+def _load_data(args) -> mnist.MnistData:
+    data = mnist.load(args.data, args.data_dir, download=not args.no_download)
+    if data.note:
+        _note(args, data.note)
+    return data
+
+
+def _epoch_logger(args, epochs: int):
+    every = max(1, math.ceil(epochs / 20))
+
+    def log(record, history):
+        if record.epoch % every and record.epoch not in (1, epochs):
+            return
+        val = "" if record.val_accuracy is None else f"  val {record.val_accuracy:7.2%}"
+        _note(args, f"epoch {record.epoch:>{len(str(epochs))}}/{epochs}  loss {record.loss:.4f}  "
+                    f"train {record.train_accuracy:7.2%}{val}  {record.seconds:.2f}s")
+    return log
+
+
+def cmd_train(args) -> int:
+    overrides = {"digits": args.digits, "layers": args.layers, "hidden": args.hidden,
+                 "batch_size": args.batch_size, "lr": args.lr, "epochs": args.epochs}
+    settings = presets.resolve(args.preset, overrides)
+    digits = settings["digits"]
+    digits = parse_digits(digits) if isinstance(digits, str) else tuple(digits)
+    backend = args.backend or kernels.default_backend()
+
+    data = _load_data(args)
+    try:
+        task = make_task(data, digits, val_size=args.val_size, seed=args.seed, dtype=args.dtype)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    n_out = 10 if digits == ALL_DIGITS else 1
+    sizes = (task.x_train.shape[1], *settings["layers"], n_out)
+    net = Network(sizes, hidden=settings["hidden"], classes=digits, dtype=args.dtype,
+                  seed=args.seed)
+    config = {"preset": args.preset, "digits": list(digits), "layers": list(sizes),
+              "hidden": settings["hidden"], "output": net.output,
+              "batch_size": settings["batch_size"], "lr": settings["lr"],
+              "epochs": settings["epochs"], "seed": args.seed, "val_size": args.val_size,
+              "dtype": args.dtype, "backend": backend}
+    _note(args, f"training {'-'.join(map(str, sizes))} ({settings['hidden']}, {net.output}) on "
+                f"{task.name}: {len(task.x_train):,} train / {len(task.x_val):,} val / "
+                f"{len(task.x_test):,} test images from {'full MNIST' if task.source == 'mnist' else 'the bundled sample'}; "
+                f"backend {backend}, {args.dtype}")
+
+    validation = (task.x_val, task.labels_val) if len(task.x_val) else None
+    started = time.perf_counter()
+    try:
+        history = fit(net, task.x_train, task.labels_train, epochs=settings["epochs"],
+                      batch_size=settings["batch_size"], lr=settings["lr"], backend=backend,
+                      seed=args.seed, validation=validation,
+                      on_epoch_end=_epoch_logger(args, settings["epochs"]))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    total_seconds = time.perf_counter() - started
+    test_accuracy = net.score(task.x_test, task.labels_test)
+
+    if args.save:
+        save_model(args.save, net, config=config)
+    if args.metrics_json:
+        metrics = {
+            "fastnn_version": __version__,
+            "backend": backend,
+            "dtype": args.dtype,
+            "dataset": task.source,
+            "data": {"origin": task.origin, "task": task.name, "n_train": len(task.x_train),
+                     "n_val": len(task.x_val), "n_test": len(task.x_test)},
+            "config": config,
+            "epochs": history.as_dicts(),
+            "test_accuracy": test_accuracy,
+            "compile_seconds": history.compile_seconds,
+            "train_seconds": sum(record.seconds for record in history.epochs),
+            "total_seconds": total_seconds,
+        }
+        Path(args.metrics_json).write_text(json.dumps(metrics, indent=2) + "\n")
+    train_seconds = sum(record.seconds for record in history.epochs)
+    saved = f"; saved {args.save}" if args.save else ""
+    print(f"test accuracy {test_accuracy:.2%} ({task.name}, {len(task.x_test):,} images) after "
+          f"{len(history.epochs)} epochs in {train_seconds:.1f}s{saved}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    net = load_model(args.model)
+    data = _load_data(args)
+    task = make_task(data, net.classes, val_size=0, dtype=net.dtype)
+    predicted = net.predict(task.x_test)
+    truth = task.labels_test
+    per_class = {int(c): float(np.mean(predicted[truth == c] == c)) for c in net.classes}
+    accuracy = float(np.mean(predicted == truth))
+    if args.json:
+        print(json.dumps({"model": str(args.model), "dataset": task.source,
+                          "n_test": int(truth.size), "accuracy": accuracy,
+                          "per_class": {str(c): a for c, a in per_class.items()}}, indent=2))
+        return 0
+    print(f"{args.model}: test accuracy {accuracy:.2%} on {truth.size:,} images "
+          f"({'full MNIST' if task.source == 'mnist' else 'bundled sample'})")
+    for digit, value in per_class.items():
+        print(f"  digit {digit}: {value:7.2%}  ({int(np.sum(truth == digit)):,} images)")
+    return 0
+
+
+def cmd_presets(args) -> int:
+    for name, preset in presets.PRESETS.items():
+        print(f"{name:<10} {preset['description']}")
+    return 0
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except UsageError as err:
+        parser.exit(EXIT_USAGE, f"fastnn: error: {err}\n")
+    except (mnist.DataError, ModelFileError, TrainingDiverged, ValueError, OSError) as err:
+        parser.exit(EXIT_FAILURE, f"fastnn: error: {err}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

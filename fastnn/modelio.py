@@ -1,0 +1,135 @@
+"""Model files: versioned, written atomically, validated on load, never pickled.
+
+A model file is an uncompressed ``.npz`` archive holding ``weights_<i>`` and
+``biases_<i>`` arrays plus ``meta``: UTF-8 JSON (as a uint8 array) with the
+format name and version, the network's configuration, a SHA-256 of the
+parameter bytes, and optional training state for checkpoints. Loading uses
+``allow_pickle=False`` and checks every field before building a `Network`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .network import Network
+
+FORMAT = "fastnn-model"
+VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, foreign, damaged or inconsistent."""
+
+
+def _parameter_digest(arrays) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def save_model(path, net: Network, *, training: dict | None = None,
+               config: dict | None = None) -> Path:
+    """Write ``net`` to ``path`` atomically and return the path.
+
+    The file is written beside its destination under a temporary name,
+    flushed to disk, then renamed over it: a crash or a full disk leaves the
+    old file (or none), never half a model. ``training`` (JSON-able: epoch
+    counter, history, RNG state) makes the file a resumable checkpoint;
+    ``config`` records the settings that produced the model.
+    """
+    if not net.parameters_finite():
+        raise ModelFileError("refusing to save a model whose parameters are NaN or infinite")
+    path = Path(path)
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "sizes": list(net.sizes),
+        "hidden": net.hidden,
+        "output": net.output,
+        "classes": list(net.classes),
+        "dtype": net.dtype.name,
+        "sha256": _parameter_digest([*net.weights, *net.biases]),
+        "config": config or {},
+        "training": training,
+    }
+    arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
+    for i, (w, b) in enumerate(zip(net.weights, net.biases)):
+        arrays[f"weights_{i}"] = w
+        arrays[f"biases_{i}"] = b
+
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise ModelFileError(f"cannot save the model to {path}: directory {directory} does not exist")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            np.savez(tmp, **arrays)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_model_file(path):
+    """Validate the file at ``path``; return ``(Network, meta)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+    not_ours = f"{path} is not a fastnn model file"
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            contents = {name: archive[name] for name in archive.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+        raise ModelFileError(f"{not_ours} (or it is truncated or damaged): {err}") from None
+    if "meta" not in contents:
+        raise ModelFileError(f"{not_ours}: it has no 'meta' entry")
+    try:
+        meta = json.loads(contents["meta"].tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelFileError(f"{not_ours}: its 'meta' entry is not valid JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{not_ours}: its 'meta' entry does not name the {FORMAT} format")
+    if meta.get("version") != VERSION:
+        raise ModelFileError(
+            f"{path} has model format version {meta.get('version')!r}; this fastnn reads "
+            f"version {VERSION}. Use the fastnn release that wrote it, or retrain.")
+    try:
+        net = Network(meta["sizes"], hidden=meta["hidden"], classes=meta["classes"],
+                      dtype=meta["dtype"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelFileError(f"{path} has an invalid configuration: {err}") from None
+
+    params = []
+    for kind, targets in (("weights", net.weights), ("biases", net.biases)):
+        for i, target in enumerate(targets):
+            name = f"{kind}_{i}"
+            array = contents.get(name)
+            if array is None:
+                raise ModelFileError(f"{path} is missing {name}")
+            if array.shape != target.shape or array.dtype != target.dtype:
+                raise ModelFileError(
+                    f"{path}: {name} has shape {array.shape} and dtype {array.dtype}, expected "
+                    f"{target.shape} {target.dtype} from the stored configuration")
+            params.append(array)
+    if _parameter_digest(params) != meta.get("sha256"):
+        raise ModelFileError(f"{path}: parameter checksum mismatch; the file was modified or damaged")
+    net.set_parameters(params[:len(net.weights)], params[len(net.weights):])
+    if not net.parameters_finite():
+        raise ModelFileError(f"{path} holds NaN or infinite parameters")
+    return net, meta
+
+
+def load_model(path) -> Network:
+    """Read a model written by `save_model`."""
+    return read_model_file(path)[0]

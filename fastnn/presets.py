@@ -1,0 +1,55 @@
+"""Training configurations as plain data.
+
+``DEFAULT`` is what ``fastnn train`` runs with no preset. The named presets
+reproduce the five from-scratch tutorials fastnn grew from; for full-batch
+training one epoch is one gradient-descent iteration.
+"""
+
+from __future__ import annotations
+
+DEFAULT = {
+    "digits": "all",
+    "layers": (128, 64),
+    "hidden": "relu",
+    "batch_size": 64,
+    "lr": 0.1,
+    "epochs": 10,
+}
+
+PRESETS = {
+    "binary01": {
+        "description": "0 vs 1, 784-128-64-1 ReLU, full batch, lr 0.01, 250 iterations",
+        "digits": "0,1", "layers": (128, 64), "hidden": "relu",
+        "batch_size": "full", "lr": 0.01, "epochs": 250,
+    },
+    "binary12": {
+        "description": "1 vs 2, 784-196-1 sigmoid, full batch, lr 0.1, 1000 iterations",
+        "digits": "1,2", "layers": (196,), "hidden": "sigmoid",
+        "batch_size": "full", "lr": 0.1, "epochs": 1000,
+    },
+    "relu10": {
+        "description": "10 digits, 784-10-10 ReLU, full batch, lr 0.1, 500 iterations",
+        "digits": "all", "layers": (10,), "hidden": "relu",
+        "batch_size": "full", "lr": 0.1, "epochs": 500,
+    },
+    "sgd": {
+        "description": "10 digits, 784-128-64-10 sigmoid, per-sample SGD, lr 0.001, 10 epochs",
+        "digits": "all", "layers": (128, 64), "hidden": "sigmoid",
+        "batch_size": 1, "lr": 0.001, "epochs": 10,
+    },
+    "minibatch": {
+        "description": "10 digits, 784-10-10 sigmoid, batch 64, lr 0.1, 100 epochs",
+        "digits": "all", "layers": (10,), "hidden": "sigmoid",
+        "batch_size": 64, "lr": 0.1, "epochs": 100,
+    },
+}
+
+
+def resolve(preset: str | None, overrides: dict) -> dict:
+    """The default (or ``preset``) settings with every non-None override applied."""
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}: choose one of {', '.join(PRESETS)}.")
+    settings = dict(DEFAULT if preset is None else PRESETS[preset])
+    settings.pop("description", None)
+    settings.update({key: value for key, value in overrides.items() if value is not None})
+    return settings

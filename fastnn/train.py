@@ -1,0 +1,181 @@
+"""Training policy: epochs, seeded shuffling, batching, history, stopping.
+
+`fit` never does arithmetic itself: each epoch it hands the backend's
+``train_epoch`` a shuffled row order and lets the kernels do the rest.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+import kernels
+from kernels.common import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, allocate_workspace
+
+from .network import Network
+
+# Rows handed to the backend per call. Between calls Python can report
+# progress and react to Ctrl-C; at this size the call overhead is invisible.
+_ROWS_PER_CALL = 8192
+
+
+@dataclass
+class EpochRecord:
+    """Metrics of one epoch.
+
+    ``loss`` and ``train_accuracy`` are averaged over the epoch's batches as
+    they were seen, each measured before that batch's update (as Keras does).
+    ``seconds`` is the wall time of the epoch's training steps, without the
+    validation pass.
+    """
+
+    epoch: int
+    loss: float
+    train_accuracy: float
+    val_accuracy: float | None
+    seconds: float
+
+
+@dataclass
+class History:
+    """What `fit` did: one record per epoch, plus the run's settings."""
+
+    backend: str
+    batch_size: int
+    lr: float
+    epochs: list = field(default_factory=list)
+    compile_seconds: float = 0.0
+    #: State of the shuffling generator after the last completed epoch;
+    #: with the parameters, it is all a resumed run needs.
+    rng_state: dict | None = None
+
+    def as_dicts(self) -> list:
+        return [asdict(record) for record in self.epochs]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite. The network keeps its last finite parameters."""
+
+    def __init__(self, epoch: int, batch: int, lr: float, history: History):
+        self.epoch, self.batch, self.history = epoch, batch, history
+        super().__init__(
+            f"training diverged: the loss became NaN or infinite at epoch {epoch}, batch {batch}. "
+            f"The parameters of the last finite step were kept. Try a smaller learning rate "
+            f"than {lr:g}."
+        )
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted; the network holds the last completed epoch's parameters."""
+
+    def __init__(self, history: History):
+        self.history = history
+        done = len(history.epochs)
+        super().__init__(f"training interrupted after {done} completed epoch(s)")
+
+
+def resolve_batch_size(batch_size, n_rows: int) -> int:
+    """``"full"`` or ``None`` means every row; otherwise 1 <= batch_size <= n_rows."""
+    if batch_size is None or batch_size == "full":
+        return n_rows
+    if isinstance(batch_size, str) and batch_size.strip().isdigit():
+        batch_size = int(batch_size)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise ValueError(f"batch size {batch_size!r} must be a positive integer or 'full'")
+    if not 1 <= batch_size <= n_rows:
+        raise ValueError(
+            f"batch size {batch_size} must be between 1 and the number of training rows ({n_rows})"
+        )
+    return int(batch_size)
+
+
+def check_hyperparameters(epochs, lr) -> None:
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"epochs {epochs!r} must be a positive integer")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"learning rate {lr!r} must be a positive, finite number")
+
+
+def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float = 0.1,
+        backend: str | None = None, seed: int = 0, validation=None,
+        on_epoch_end=None, on_progress=None, resume: History | None = None) -> History:
+    """Train ``net`` in place with gradient descent.
+
+    Parameters
+    ----------
+    x : (n, n_in) inputs; labels : (n,) class labels drawn from ``net.classes``.
+    epochs : passes over the data (for full-batch training, one step each).
+    batch_size : rows per step: 1 (per-sample SGD), k (mini-batch) or
+        ``"full"`` (full-batch gradient descent).
+    lr : learning rate. backend : ``"numpy"`` or ``"numba"`` (default:
+        `kernels.default_backend`). seed : seeds the shuffling.
+    validation : optional ``(x_val, labels_val)`` scored after every epoch.
+    on_epoch_end : called as ``on_epoch_end(record, history)`` after each epoch.
+    on_progress : called as ``on_progress(rows_done, rows_total, loss_sum,
+        n_correct)`` during an epoch, every few thousand rows.
+    resume : the `History` of an earlier run of this network (from a
+        checkpoint): training continues after its last epoch with its
+        shuffling state, so the result equals an uninterrupted run.
+
+    Returns the `History`. Raises `TrainingDiverged` on a non-finite loss and
+    `TrainingInterrupted` on Ctrl-C, leaving ``net`` with usable parameters.
+    """
+    check_hyperparameters(epochs, lr)
+    x = net.check_inputs(x)
+    y = net.targets(labels, x.shape[0])
+    if validation is not None:
+        x_val = net.check_inputs(validation[0], "validation X")
+        labels_val = np.asarray(validation[1])
+        net.class_indices(labels_val, x_val.shape[0], "validation labels")
+    n = x.shape[0]
+    batch = resolve_batch_size(batch_size, n)
+    kern = kernels.get_backend(backend)
+    hidden = HIDDEN_ACTIVATIONS[net.hidden]
+    output = OUTPUT_ACTIVATIONS[net.output]
+    lr_typed = net.dtype.type(lr)
+
+    rng = np.random.default_rng(seed)
+    history = History(kern.NAME, batch, float(lr))
+    if resume is not None:
+        history.epochs = list(resume.epochs)
+        rng.bit_generator.state = resume.rng_state
+    history.compile_seconds = kern.warmup()
+    history.rng_state = rng.bit_generator.state
+
+    ws = allocate_workspace(net.sizes, batch, net.dtype)
+    rows_per_call = max(1, _ROWS_PER_CALL // batch) * batch
+    first_epoch = len(history.epochs) + 1
+    for epoch in range(first_epoch, epochs + 1):
+        saved = net.copy_parameters()
+        try:
+            order = rng.permutation(n)
+            loss_sum, n_correct, steps = 0.0, 0, 0
+            started = time.perf_counter()
+            for start in range(0, n, rows_per_call):
+                chunk = order[start:start + rows_per_call]
+                loss, correct, done = kern.train_epoch(
+                    tuple(net.weights), tuple(net.biases), x, y, chunk, batch, lr_typed,
+                    hidden, output, ws)
+                loss_sum, n_correct, steps = loss_sum + loss, n_correct + correct, steps + done
+                if done < -(-chunk.shape[0] // batch) or not math.isfinite(loss_sum):
+                    if not net.parameters_finite():
+                        net.set_parameters(*saved)
+                    raise TrainingDiverged(epoch, steps + 1, lr, history)
+                if on_progress is not None:
+                    on_progress(start + chunk.shape[0], n, loss_sum, n_correct)
+            seconds = time.perf_counter() - started
+        except KeyboardInterrupt:
+            net.set_parameters(*saved)
+            raise TrainingInterrupted(history) from None
+        history.rng_state = rng.bit_generator.state
+        val_accuracy = None
+        if validation is not None:
+            val_accuracy = net.score(x_val, labels_val)
+        record = EpochRecord(epoch, loss_sum / n, n_correct / n, val_accuracy, seconds)
+        history.epochs.append(record)
+        if on_epoch_end is not None:
+            on_epoch_end(record, history)
+    return history
