@@ -88,8 +88,9 @@ def _gunzip(path: Path, data: memoryview) -> np.ndarray:
     inflater = zlib.decompressobj(wbits=31)  # 31: expect a gzip header and trailer
     try:
         while pos < len(data):
-            piece = inflater.decompress(data[pos:pos + _CHUNK])
-            pos += _CHUNK
+            end = min(pos + _CHUNK, len(data))
+            piece = inflater.decompress(data[pos:end])
+            pos = end
             if inflater.eof:
                 # Stream ended inside this chunk: rewind to the first unused byte.
                 pos -= len(inflater.unused_data)
