@@ -20,7 +20,7 @@ import kernels
 from . import __version__, mnist, presets
 from .data import ALL_DIGITS, make_task, parse_digits
 from .modelio import ModelFileError, load_model, save_model
-from .network import DTYPES, Network
+from .network import DTYPES, INITS, Network
 from .train import TrainingDiverged, fit
 
 EXIT_FAILURE = 1
@@ -121,8 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a network and report its test accuracy",
         description="Train a network on MNIST (10 digits, or a digit pair with --digits) and "
                     "report per-epoch metrics and the test accuracy. Flags given with --preset "
-                    "override the preset.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "override the preset.")
     default = presets.DEFAULT
     model = train.add_argument_group("model and training")
     model.add_argument("--preset", choices=tuple(presets.PRESETS),
@@ -142,14 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--epochs", type=_positive_int, default=None,
                        help="passes over the training data; with --batch-size full, "
                             f"iterations (default: {default['epochs']})")
+    model.add_argument("--init", choices=INITS, default=None,
+                       help="weight initialisation: 'he' std sqrt(2/fan_in), 'lecun' std "
+                            "sqrt(1/fan_in), 'auto' he for ReLU and lecun for sigmoid "
+                            "(default: auto; the presets use lecun, as the tutorials did)")
     model.add_argument("--seed", type=int, default=0,
-                       help="seeds the split, the initial weights and the shuffling")
+                       help="seeds the split, the initial weights and the shuffling (default: 0)")
     model.add_argument("--val-size", type=_val_size, default=0.1, metavar="N|FRACTION",
-                       help="training rows held out for validation, as a count or a fraction")
+                       help="training rows held out for validation, as a count or a fraction "
+                            "(default: 0.1)")
     run = train.add_argument_group("execution")
     run.add_argument("--backend", choices=tuple(kernels.BACKENDS), default=None,
                      help=f"kernel backend (default: ${kernels.BACKEND_ENV_VAR}, else numba)")
-    run.add_argument("--dtype", choices=DTYPES, default="float32", help="floating-point type")
+    run.add_argument("--dtype", choices=DTYPES, default="float32", help="floating-point type (default: float32)")
     output = train.add_argument_group("output")
     output.add_argument("--save", metavar="PATH", help="write the trained model here (.npz)")
     output.add_argument("--metrics-json", metavar="PATH",
@@ -201,7 +205,8 @@ def _epoch_logger(args, epochs: int):
 
 def cmd_train(args) -> int:
     overrides = {"digits": args.digits, "layers": args.layers, "hidden": args.hidden,
-                 "batch_size": args.batch_size, "lr": args.lr, "epochs": args.epochs}
+                 "batch_size": args.batch_size, "lr": args.lr, "epochs": args.epochs,
+                 "init": args.init}
     settings = presets.resolve(args.preset, overrides)
     digits = settings["digits"]
     digits = parse_digits(digits) if isinstance(digits, str) else tuple(digits)
@@ -215,9 +220,9 @@ def cmd_train(args) -> int:
     n_out = 10 if digits == ALL_DIGITS else 1
     sizes = (task.x_train.shape[1], *settings["layers"], n_out)
     net = Network(sizes, hidden=settings["hidden"], classes=digits, dtype=args.dtype,
-                  seed=args.seed)
+                  seed=args.seed, init=settings["init"])
     config = {"preset": args.preset, "digits": list(digits), "layers": list(sizes),
-              "hidden": settings["hidden"], "output": net.output,
+              "hidden": settings["hidden"], "output": net.output, "init": net.init,
               "batch_size": settings["batch_size"], "lr": settings["lr"],
               "epochs": settings["epochs"], "seed": args.seed, "val_size": args.val_size,
               "dtype": args.dtype, "backend": backend}

@@ -1,7 +1,8 @@
 """Training configurations as plain data.
 
 ``DEFAULT`` is what ``fastnn train`` runs with no preset. The named presets
-reproduce the five from-scratch tutorials fastnn grew from; for full-batch
+reproduce the five from-scratch tutorials fastnn grew from, including their
+initialisation (randn / sqrt(fan_in), fastnn's "lecun"); for full-batch
 training one epoch is one gradient-descent iteration.
 """
 
@@ -14,33 +15,34 @@ DEFAULT = {
     "batch_size": 64,
     "lr": 0.1,
     "epochs": 10,
+    "init": "auto",
 }
 
 PRESETS = {
     "binary01": {
         "description": "0 vs 1, 784-128-64-1 ReLU, full batch, lr 0.01, 250 iterations",
         "digits": "0,1", "layers": (128, 64), "hidden": "relu",
-        "batch_size": "full", "lr": 0.01, "epochs": 250,
+        "batch_size": "full", "lr": 0.01, "epochs": 250, "init": "lecun",
     },
     "binary12": {
         "description": "1 vs 2, 784-196-1 sigmoid, full batch, lr 0.1, 1000 iterations",
         "digits": "1,2", "layers": (196,), "hidden": "sigmoid",
-        "batch_size": "full", "lr": 0.1, "epochs": 1000,
+        "batch_size": "full", "lr": 0.1, "epochs": 1000, "init": "lecun",
     },
     "relu10": {
         "description": "10 digits, 784-10-10 ReLU, full batch, lr 0.1, 500 iterations",
         "digits": "all", "layers": (10,), "hidden": "relu",
-        "batch_size": "full", "lr": 0.1, "epochs": 500,
+        "batch_size": "full", "lr": 0.1, "epochs": 500, "init": "lecun",
     },
     "sgd": {
         "description": "10 digits, 784-128-64-10 sigmoid, per-sample SGD, lr 0.001, 10 epochs",
         "digits": "all", "layers": (128, 64), "hidden": "sigmoid",
-        "batch_size": 1, "lr": 0.001, "epochs": 10,
+        "batch_size": 1, "lr": 0.001, "epochs": 10, "init": "lecun",
     },
     "minibatch": {
         "description": "10 digits, 784-10-10 sigmoid, batch 64, lr 0.1, 100 epochs",
         "digits": "all", "layers": (10,), "hidden": "sigmoid",
-        "batch_size": 64, "lr": 0.1, "epochs": 100,
+        "batch_size": 64, "lr": 0.1, "epochs": 100, "init": "lecun",
     },
 }
 
