@@ -87,11 +87,18 @@ def read_model_file(path):
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist")
     not_ours = f"{path} is not a fastnn model file"
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{not_ours}: it is not an .npz archive (or it is truncated)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             contents = {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
-        raise ModelFileError(f"{not_ours} (or it is truncated or damaged): {err}") from None
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise ModelFileError(f"{not_ours}: it holds pickled objects, which fastnn never "
+                                 "loads") from None
+        raise ModelFileError(f"{path} is damaged: {err}") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise ModelFileError(f"{path} is truncated or damaged: {err}") from None
     if "meta" not in contents:
         raise ModelFileError(f"{not_ours}: it has no 'meta' entry")
     try:
