@@ -91,7 +91,7 @@ class MnistData:
 
 
 def cache_dir() -> Path:
-    """Per-user download cache: ``$FASTNN_CACHE_DIR``, else the OS cache dir (``~/.cache/fastnn``)."""
+    """Per-user download cache: ``$FASTNN_CACHE_DIR``, else the OS cache (``~/.cache/fastnn``)."""
     env = os.environ.get(CACHE_DIR_ENV, "").strip()
     if env:
         return Path(env).expanduser().absolute()
@@ -246,7 +246,8 @@ def _read(path: Path, name: str) -> tuple:
     return idx.parse_labels(content, path), digest
 
 
-def _assemble(arrays: dict, paths: dict, digests: dict, origin: Path, note: str | None) -> MnistData:
+def _assemble(arrays: dict, paths: dict, digests: dict, origin: Path,
+              note: str | None) -> MnistData:
     for split in ("train", "t10k"):
         images, labels = f"{split}-images-idx3-ubyte", f"{split}-labels-idx1-ubyte"
         if len(arrays[images]) != len(arrays[labels]):
@@ -298,6 +299,9 @@ def _load_full(data_dir, cache: Path, mirrors: list, download: bool) -> MnistDat
         looked.append(f"cache {cache} ({'; '.join([*removed, status])})")
         if not download:
             raise _NotFound(looked, [], cache, mirrors)
+        if not mirrors:
+            raise _NotFound(looked, [("mirrors", f"none given (check ${MIRRORS_ENV})")], cache,
+                            mirrors)
     used = []
     for name in missing:
         base, path, (arrays[name], digests[name]) = _download(name, cache, mirrors, looked)
@@ -318,7 +322,7 @@ def _discard(path: Path, err: DataError) -> None:
         path.unlink()
     except OSError:
         raise err from None
-    log.warning("removed invalid cached file: %s", err)
+    log.info("removed invalid cached file: %s", err)
 
 
 # --- downloading ----------------------------------------------------------------------------

@@ -59,7 +59,8 @@ def stratified_rows(labels: np.ndarray, total: int, rng: np.random.Generator) ->
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=os.environ.get(mnist.DATA_DIR_ENV),
-                        help=f"folder with the four official MNIST files (default: ${mnist.DATA_DIR_ENV})")
+                        help="folder with the four official MNIST files "
+                             f"(default: ${mnist.DATA_DIR_ENV})")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)
