@@ -1,0 +1,81 @@
+"""The one place that holds the Numba JIT options used by every compiled kernel.
+
+Every kernel in ``numba_backend.py`` is decorated with `jit` (or
+``jit(parallel=True)`` for the few outer drivers that run a ``prange``), so the
+options below are written once and no decorator repeats them.
+"""
+
+from __future__ import annotations
+
+import numba
+
+#: LLVM fast-math flags: all of ``fastmath=True`` except ``nnan`` and ``ninf``.
+#:
+#: ``reassoc``  lets LLVM reorder sums so that dot products and row sums
+#:              vectorise (the summation order then differs from NumPy's; the
+#:              parity tolerances in ``tests/tolerances.py`` allow for that).
+#: ``contract`` fuses ``a * b + c`` into one FMA instruction.
+#: ``nsz``      ignores the sign of zero (``relu`` may return -0.0 for -0.0).
+#: ``arcp``     allows ``x / s`` as ``x * (1 / s)`` (softmax normalisation).
+#:
+#: Left out on purpose:
+#: ``nnan``, ``ninf``  with them LLVM may assume no NaN/Inf exists, fold
+#:              ``isfinite(loss)`` to True and ``x * 0`` to 0, so a diverging
+#:              run would not stop and a saturated softmax could misbehave.
+#: ``afn``      approximate exp/log buy nothing measurable here (no SVML), and
+#:              exact libm calls keep saturated sigmoid/softmax losses equal to
+#:              the reference's.
+FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
+
+#: Options shared by every kernel.
+#:
+#: ``cache=True``          a second process loads machine code from
+#:                         ``__pycache__`` instead of compiling again.
+#: ``error_model="numpy"`` division by zero gives inf/nan like NumPy instead of
+#:                         raising, which also removes the zero checks that
+#:                         would stop loops from vectorising.
+#: ``nogil=True``          compiled code releases the GIL.
+OPTIONS = {
+    "nogil": True,
+    "cache": True,
+    "error_model": "numpy",
+    "fastmath": set(FASTMATH),
+}
+
+#: Every dispatcher made by `jit`, so `compile_stats` can report on all of them.
+DISPATCHERS = []
+
+# (module, qualname) -> parallel flag. With cache=True the on-disk cache is keyed
+# by function and signature, not by the ``parallel`` option: a parallel variant
+# compiled from the same function as a serial one would silently load the
+# cached serial code. So a function may be compiled one way only.
+_PARALLEL_OF = {}
+
+
+def jit(func=None, *, parallel=False):
+    """Compile ``func`` with `OPTIONS`; ``parallel=True`` only for a distinct driver.
+
+    Usable bare (``@jit``) or with the one option (``@jit(parallel=True)``).
+    """
+    if func is None:
+        return lambda f: jit(f, parallel=parallel)
+    key = (func.__module__, func.__qualname__)
+    if _PARALLEL_OF.setdefault(key, parallel) != parallel:
+        raise ValueError(
+            f"{func.__qualname__} is already compiled with parallel={not parallel}; "
+            "write a separate function for the other variant (cache=True would "
+            "otherwise load one variant's code for the other)."
+        )
+    dispatcher = numba.njit(parallel=parallel, **OPTIONS)(func)
+    DISPATCHERS.append(dispatcher)
+    return dispatcher
+
+
+def compile_stats():
+    """``(n_compiled, n_loaded)``: signatures compiled and loaded from the disk cache.
+
+    Counted over every kernel made by `jit`, since the process started.
+    """
+    compiled = sum(sum(d.stats.cache_misses.values()) for d in DISPATCHERS)
+    loaded = sum(sum(d.stats.cache_hits.values()) for d in DISPATCHERS)
+    return compiled, loaded
