@@ -194,9 +194,11 @@ class _NotFound(Exception):
 
 
 def _user_places(data_dir) -> list:
-    places = []
+    # An explicit directory is final: a typo in --data-dir must not quietly
+    # pick up MNIST from somewhere else.
     if data_dir is not None:
-        places.append(("data_dir", Path(data_dir).expanduser().absolute()))
+        return [("data_dir", Path(data_dir).expanduser().absolute())]
+    places = []
     env = os.environ.get(DATA_DIR_ENV, "").strip()
     places.append((f"${DATA_DIR_ENV}", Path(env).expanduser().absolute() if env else None))
     return places
@@ -278,6 +280,9 @@ def _load_full(data_dir, cache: Path, mirrors: list, download: bool) -> MnistDat
         for name, path in found.items():
             arrays[name], digests[name] = _read(path, name)
         return _assemble(arrays, found, digests, directory, None)
+    if data_dir is not None:
+        raise _NotFound(looked, [("download", "not tried when a data directory is named")],
+                        cache, mirrors)
 
     # The cache is ours: keep what is valid, remove what is not, download the rest.
     arrays, digests, paths, removed = {}, {}, {}, []

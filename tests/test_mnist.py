@@ -298,9 +298,8 @@ def test_mnist_offline_raises_listing_places_searched_urls_tried_and_the_fix(tmp
     monkeypatch.setenv(mnist.DATA_DIR_ENV, str(partial))
     dead = closed_port_url()
     with pytest.raises(DataError) as caught:
-        mnist.load("mnist", tmp_path / "nowhere", mirrors=[dead])
+        mnist.load("mnist", mirrors=[dead])
     message = str(caught.value)
-    assert f"data_dir {tmp_path / 'nowhere'} (does not exist)" in message
     assert (f"$FASTNN_DATA_DIR {partial} (missing t10k-images-idx3-ubyte[.gz], "
             "t10k-labels-idx1-ubyte[.gz])") in message
     assert f"cache {cache} (does not exist)" in message
@@ -359,6 +358,8 @@ def test_search_order_is_data_dir_then_env_then_cache(tmp_path, cache, monkeypat
     write_mnist(cache, fake_mnist(n_train=30))
     monkeypatch.setenv(mnist.DATA_DIR_ENV, str(from_env))
     assert len(mnist.load("mnist", explicit, download=False).train_labels) == 10
+    with pytest.raises(mnist.DataError, match="empty"):  # an explicit directory is final
+        mnist.load("mnist", tmp_path / "empty", download=True)
     assert len(mnist.load("mnist", download=False).train_labels) == 20
     assert mnist.find_local(explicit) == explicit and mnist.find_local() == from_env
     monkeypatch.delenv(mnist.DATA_DIR_ENV)
