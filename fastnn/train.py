@@ -156,9 +156,12 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float =
             started = time.perf_counter()
             for start in range(0, n, rows_per_call):
                 chunk = order[start:start + rows_per_call]
-                loss, correct, done = kern.train_epoch(
-                    tuple(net.weights), tuple(net.biases), x, y, chunk, batch, lr_typed,
-                    hidden, output, ws)
+                # Overflow on the way to a non-finite loss is reported below as
+                # divergence; NumPy's warnings about it would only be noise.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    loss, correct, done = kern.train_epoch(
+                        tuple(net.weights), tuple(net.biases), x, y, chunk, batch, lr_typed,
+                        hidden, output, ws)
                 loss_sum, n_correct, steps = loss_sum + loss, n_correct + correct, steps + done
                 if done < -(-chunk.shape[0] // batch) or not math.isfinite(loss_sum):
                     if not net.parameters_finite():

@@ -101,7 +101,6 @@ def test_batch_size_full_means_every_row():
     assert resolve_batch_size(4, 5) == 4
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_divergence_stops_at_once_and_keeps_finite_parameters(small_xy, backend):
     x, labels = small_xy
