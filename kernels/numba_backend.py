@@ -11,11 +11,13 @@ Two things make this backend fast beyond compiling the loops:
 
 * `train_epoch` composes the kernels in nopython code, so Python is entered
   once per epoch, not per batch or per sample.
-* The first layer skips zero inputs. About 80% of MNIST pixels are 0, and a
-  zero input adds nothing to ``x @ w`` and nothing to ``x.T @ delta``, so each
-  input row is compressed to its nonzero (index, value) pairs once and both
-  products run over those only. This is exact for finite weights (it differs
-  from the reference only in that ``0 * inf`` never happens).
+* Zero inputs are skipped. About 80% of MNIST pixels are 0 (and about half
+  of ReLU outputs), and a zero input adds nothing to ``x @ w`` nor to
+  ``x.T @ delta``; the first layer compresses each input row to its nonzero
+  (index, value) pairs once and runs both products over those only. This is
+  exact, not an approximation: skipping is switched off whenever the other
+  factor (the weights, or the deltas) holds an inf or NaN, because there the
+  reference computes ``0 * inf = nan`` and so must we.
 
 Loops run over contiguous rows of ``w`` (k, m) so that their bodies vectorise.
 Batches of `PARALLEL_MIN_BATCH` rows or more are split over Numba's threads
@@ -49,13 +51,23 @@ TILE_ROWS = 256
 # --- affine layer ---------------------------------------------------------
 
 @jit
-def _affine_row(x_row, w, b, out_row):
-    """``out_row = x_row @ w + b`` for one row, skipping zero inputs."""
+def _all_finite(a):
+    """True when no element of a is inf or NaN (``x * 0`` is 0 only for finite x)."""
+    flat = a.reshape(a.size)
+    s = flat.dtype.type(0)
+    for i in range(flat.shape[0]):
+        s += flat[i] * 0
+    return s == 0
+
+
+@jit
+def _affine_row(x_row, w, b, out_row, skip_zeros):
+    """``out_row = x_row @ w + b`` for one row; skips zero inputs if ``skip_zeros``."""
     m = w.shape[1]
     out_row[:] = 0
     for j in range(w.shape[0]):
         v = x_row[j]
-        if v != 0:
+        if v != 0 or not skip_zeros:
             for c in range(m):
                 out_row[c] += v * w[j, c]
     for c in range(m):
@@ -79,8 +91,9 @@ def _sparse_affine_row(idx, val, count, w, b, out_row):
 @jit
 def affine_forward(x, w, b, out):
     """``out = x @ w + b`` for x (n, k), w (k, m), b (m,), out (n, m)."""
+    skip_zeros = _all_finite(w)
     for r in range(x.shape[0]):
-        _affine_row(x[r], w, b, out[r])
+        _affine_row(x[r], w, b, out[r], skip_zeros)
 
 
 @jit
@@ -93,10 +106,11 @@ def affine_backward_params(x, delta, grad_w, grad_b):
     grad_w[:] = 0
     grad_b[:] = 0
     m = delta.shape[1]
+    skip_zeros = _all_finite(delta)
     for r in range(x.shape[0]):
         for j in range(x.shape[1]):
             v = x[r, j]
-            if v != 0:
+            if v != 0 or not skip_zeros:
                 for c in range(m):
                     grad_w[j, c] += v * delta[r, c]
         for c in range(m):
@@ -377,22 +391,37 @@ def _compress_row(x_row, bounds, idx, val, offsets):
 
 @jit
 def _forward_row(x_row, r, n_layers, weights, biases, hidden, output, zs, acts,
-                 idx, val, offsets, bounds):
-    """Forward pass of row ``r``: fills ``zs[i][r]`` and ``acts[i][r]`` for every layer."""
+                 idx, val, offsets, bounds, skip_zeros):
+    """Forward pass of row ``r``: fills ``zs[i][r]`` and ``acts[i][r]`` for every layer.
+
+    Also compresses x_row into (idx, val, offsets) for the weight gradient.
+    ``skip_zeros`` must be False when any weight is inf or NaN.
+    """
     count = _compress_row(x_row, bounds, idx, val, offsets)
-    _sparse_affine_row(idx, val, count, weights[0], biases[0], zs[0][r])
+    if skip_zeros:
+        _sparse_affine_row(idx, val, count, weights[0], biases[0], zs[0][r])
+    else:
+        _affine_row(x_row, weights[0], biases[0], zs[0][r], False)
     _activate_row(output if n_layers == 1 else hidden, zs[0][r], acts[0][r])
     for i in range(1, n_layers):
-        _affine_row(acts[i - 1][r], weights[i], biases[i], zs[i][r])
+        _affine_row(acts[i - 1][r], weights[i], biases[i], zs[i][r], skip_zeros)
         _activate_row(output if i == n_layers - 1 else hidden, zs[i][r], acts[i][r])
 
 
 @jit
+def _weights_finite(n_layers, weights):
+    for i in range(n_layers):
+        if not _all_finite(weights[i]):
+            return False
+    return True
+
+
+@jit
 def _forward_rows(lo, hi, n_layers, weights, biases, x, hidden, output, zs, acts,
-                  idx, val, offsets, bounds):
+                  idx, val, offsets, bounds, skip_zeros):
     for r in range(lo, hi):
         _forward_row(x[r], r, n_layers, weights, biases, hidden, output, zs, acts,
-                     idx, val, offsets, bounds)
+                     idx, val, offsets, bounds, skip_zeros)
 
 
 @jit(parallel=True)
@@ -401,9 +430,11 @@ def _forward_compiled(n_layers, weights, biases, x, hidden, output, zs, acts,
     """Rows split into ``len(idx)`` blocks, one per thread (one block: no threads)."""
     n = x.shape[0]
     n_blocks = idx.shape[0]
+    skip_zeros = _weights_finite(n_layers, weights)
     for t in prange(n_blocks):
         _forward_rows(n * t // n_blocks, n * (t + 1) // n_blocks, n_layers, weights, biases,
-                      x, hidden, output, zs, acts, idx[t], val[t], offsets[t], bounds)
+                      x, hidden, output, zs, acts, idx[t], val[t], offsets[t], bounds,
+                      skip_zeros)
 
 
 def forward(weights, biases, x, hidden, output, zs, activations):
@@ -427,20 +458,21 @@ def forward(weights, biases, x, hidden, output, zs, activations):
 
 @jit
 def _rows_forward_backward(lo, hi, tile_start, start, n_layers, weights, biases, x, y, order,
-                           hidden, output, scale, zs, acts, deltas,
-                           idx, val, offsets, bounds, row_loss, row_hit):
+                           hidden, output, scale, zs, acts, deltas, idx, val, offsets, bounds,
+                           skip_zeros, row_loss, row_hit, row_finite):
     """Phase 1 for batch rows lo..hi: forward, loss, and the delta of every layer.
 
     Batch row r is data row ``order[start + r]``; its compressed input goes to
-    row ``r - tile_start`` of the tile scratch (idx, val, offsets), its loss
-    and hit to ``row_loss`` and ``row_hit`` at the same place.
+    row ``r - tile_start`` of the tile scratch (idx, val, offsets), its loss,
+    hit, and whether its first-layer delta is finite to ``row_loss``,
+    ``row_hit`` and ``row_finite`` at the same place.
     """
     last = n_layers - 1
     for r in range(lo, hi):
         s = r - tile_start
         row = order[start + r]
         _forward_row(x[row], r, n_layers, weights, biases, hidden, output, zs, acts,
-                     idx[s], val[s], offsets[s], bounds)
+                     idx[s], val[s], offsets[s], bounds, skip_zeros)
         if output == SOFTMAX:
             row_loss[s] = _softmax_cross_entropy_row(zs[last][r], y[row])
         else:
@@ -454,11 +486,13 @@ def _rows_forward_backward(lo, hi, tile_start, start, n_layers, weights, biases,
                 _sigmoid_backward_row(acts[i - 1][r], deltas[i - 1][r], deltas[i - 1][r])
             else:
                 _relu_backward_row(zs[i - 1][r], deltas[i - 1][r], deltas[i - 1][r])
+        row_finite[s] = 1 if _all_finite(deltas[0][r]) else 0
 
 
 @jit
 def _accumulate_block(t, n_blocks, lo, hi, tile_start, n_layers, acts, deltas, grad_w, grad_b,
-                      idx, val, offsets, bounds, touched, touched_list, n_touched):
+                      idx, val, offsets, bounds, touched, touched_list, n_touched,
+                      skip_zeros, x, order, start):
     """Phase 2, block t: add batch rows lo..hi to block t of every gradient.
 
     Block t owns first-layer inputs ``bounds[t]:bounds[t+1]``, rows
@@ -468,22 +502,37 @@ def _accumulate_block(t, n_blocks, lo, hi, tile_start, n_layers, acts, deltas, g
     number of blocks. The first layer touches only the grad_w rows of inputs
     that are nonzero somewhere in the batch; they are listed in
     ``touched_list[bounds[t]:bounds[t] + n_touched[t]]`` for the update.
+    When a delta is inf or NaN (``skip_zeros`` False) every input counts,
+    read from ``x[order[start + r]]``.
     """
     g0 = grad_w[0]
     d0 = deltas[0]
     m0 = g0.shape[1]
     base = bounds[t]
-    for r in range(lo, hi):
-        s = r - tile_start
-        for p in range(offsets[s, t], offsets[s, t + 1]):
-            j = idx[s, p]
-            v = val[s, p]
+    if skip_zeros:
+        for r in range(lo, hi):
+            s = r - tile_start
+            for p in range(offsets[s, t], offsets[s, t + 1]):
+                j = idx[s, p]
+                v = val[s, p]
+                if touched[j] == 0:
+                    touched[j] = 1
+                    touched_list[base + n_touched[t]] = j
+                    n_touched[t] += 1
+                for c in range(m0):
+                    g0[j, c] += v * d0[r, c]
+    else:
+        for j in range(bounds[t], bounds[t + 1]):
             if touched[j] == 0:
                 touched[j] = 1
                 touched_list[base + n_touched[t]] = j
                 n_touched[t] += 1
-            for c in range(m0):
-                g0[j, c] += v * d0[r, c]
+        for r in range(lo, hi):
+            x_row = x[order[start + r]]
+            for j in range(bounds[t], bounds[t + 1]):
+                v = x_row[j]
+                for c in range(m0):
+                    g0[j, c] += v * d0[r, c]
     for i in range(1, n_layers):
         g = grad_w[i]
         a = acts[i - 1]
@@ -505,21 +554,24 @@ def _accumulate_block(t, n_blocks, lo, hi, tile_start, n_layers, acts, deltas, g
 
 @jit
 def _update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
-                  bounds, touched, touched_list, n_touched):
+                  bounds, touched, touched_list, n_touched, weights_finite):
     """Phase 3, block t: ``param -= lr * grad`` on block t, then zero the gradient.
 
     Zeroing here keeps every gradient buffer zero between steps, so phase 2
     can accumulate into it. First-layer rows nobody touched have a zero
-    gradient, so skipping them changes nothing.
+    gradient, so skipping them changes nothing. ``weights_finite[t]`` is set
+    to whether block t's new weights are all finite (the rest did not change).
     """
     w0 = weights[0]
     g0 = grad_w[0]
     base = bounds[t]
+    poison = w0.dtype.type(0)  # stays 0 unless some new weight is inf or NaN
     for u in range(n_touched[t]):
         j = touched_list[base + u]
         for c in range(w0.shape[1]):
             w0[j, c] -= lr * g0[j, c]
             g0[j, c] = 0
+            poison += w0[j, c] * 0
         touched[j] = 0
     n_touched[t] = 0
     for i in range(1, n_layers):
@@ -530,6 +582,8 @@ def _update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
             for c in range(m):
                 w[j, c] -= lr * g[j, c]
                 g[j, c] = 0
+                poison += w[j, c] * 0
+    weights_finite[t] = 1 if poison == 0 else 0
     for i in range(n_layers):
         b = biases[i]
         gb = grad_b[i]
@@ -559,12 +613,14 @@ def _train_epoch_serial(n_layers, weights, biases, x, y, order, batch_size, lr,
                         hidden, output, ws, scratch):
     """The epoch loop of `train_epoch` on the calling thread: see `_train_epoch_parallel`."""
     zs, acts, deltas, grad_w, grad_b = ws
-    idx, val, offsets, bounds, row_loss, row_hit, touched, touched_list, n_touched = scratch
+    (idx, val, offsets, bounds, row_loss, row_hit, row_finite,
+     touched, touched_list, n_touched, weights_finite) = scratch
     dtype = row_loss.dtype.type
     step = dtype(lr)
     tile = idx.shape[0]
     n_blocks = bounds.shape[0] - 1
     _zero_gradients(n_layers, grad_w, grad_b)
+    skip_zeros = _weights_finite(n_layers, weights)
     loss_sum = 0.0
     n_correct = 0
     n_steps = 0
@@ -581,19 +637,25 @@ def _train_epoch_serial(n_layers, weights, biases, x, y, order, batch_size, lr,
                 _rows_forward_backward(lo + rows * t // n_blocks, lo + rows * (t + 1) // n_blocks,
                                        lo, start, n_layers, weights, biases, x, y, order,
                                        hidden, output, scale, zs, acts, deltas,
-                                       idx, val, offsets, bounds, row_loss, row_hit)
+                                       idx, val, offsets, bounds, skip_zeros,
+                                       row_loss, row_hit, row_finite)
+            deltas_finite = True
             for s in range(rows):
                 loss += row_loss[s]
                 hits += row_hit[s]
+                deltas_finite = deltas_finite and row_finite[s] == 1
             for t in range(n_blocks):
                 _accumulate_block(t, n_blocks, lo, hi, lo, n_layers, acts, deltas, grad_w,
                                   grad_b, idx, val, offsets, bounds,
-                                  touched, touched_list, n_touched)
+                                  touched, touched_list, n_touched,
+                                  deltas_finite, x, order, start)
         if not np.isfinite(loss):
             break
         for t in range(n_blocks):
             _update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, step,
-                          bounds, touched, touched_list, n_touched)
+                          bounds, touched, touched_list, n_touched, weights_finite)
+        for t in range(n_blocks):
+            skip_zeros = skip_zeros and weights_finite[t] == 1
         loss_sum += loss
         n_correct += hits
         n_steps += 1
@@ -608,15 +670,18 @@ def _train_epoch_parallel(n_layers, weights, biases, x, y, order, batch_size, lr
     For each batch, for each tile of at most ``len(idx)`` rows: phase 1 (rows
     split over blocks) then phase 2 (weights split over blocks); then, unless
     the batch loss (summed in the arrays' dtype, like the reference) is not
-    finite, phase 3. ``len(bounds) - 1`` is the number of blocks.
+    finite, phase 3. ``len(bounds) - 1`` is the number of blocks. Zero inputs
+    are skipped while the weights (forward) and deltas (gradient) are finite.
     """
     zs, acts, deltas, grad_w, grad_b = ws
-    idx, val, offsets, bounds, row_loss, row_hit, touched, touched_list, n_touched = scratch
+    (idx, val, offsets, bounds, row_loss, row_hit, row_finite,
+     touched, touched_list, n_touched, weights_finite) = scratch
     dtype = row_loss.dtype.type
     step = dtype(lr)
     tile = idx.shape[0]
     n_blocks = bounds.shape[0] - 1
     _zero_gradients(n_layers, grad_w, grad_b)
+    skip_zeros = _weights_finite(n_layers, weights)
     loss_sum = 0.0
     n_correct = 0
     n_steps = 0
@@ -633,19 +698,25 @@ def _train_epoch_parallel(n_layers, weights, biases, x, y, order, batch_size, lr
                 _rows_forward_backward(lo + rows * t // n_blocks, lo + rows * (t + 1) // n_blocks,
                                        lo, start, n_layers, weights, biases, x, y, order,
                                        hidden, output, scale, zs, acts, deltas,
-                                       idx, val, offsets, bounds, row_loss, row_hit)
+                                       idx, val, offsets, bounds, skip_zeros,
+                                       row_loss, row_hit, row_finite)
+            deltas_finite = True
             for s in range(rows):
                 loss += row_loss[s]
                 hits += row_hit[s]
+                deltas_finite = deltas_finite and row_finite[s] == 1
             for t in prange(n_blocks):
                 _accumulate_block(t, n_blocks, lo, hi, lo, n_layers, acts, deltas, grad_w,
                                   grad_b, idx, val, offsets, bounds,
-                                  touched, touched_list, n_touched)
+                                  touched, touched_list, n_touched,
+                                  deltas_finite, x, order, start)
         if not np.isfinite(loss):
             break
         for t in prange(n_blocks):
             _update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, step,
-                          bounds, touched, touched_list, n_touched)
+                          bounds, touched, touched_list, n_touched, weights_finite)
+        for t in range(n_blocks):
+            skip_zeros = skip_zeros and weights_finite[t] == 1
         loss_sum += loss
         n_correct += hits
         n_steps += 1
@@ -690,9 +761,11 @@ def _scratch(tile, n_in, n_blocks, dtype):
         _input_bounds(n_in, n_blocks),             # bounds: input units of each block
         np.empty(tile, dtype),                     # row_loss
         np.empty(tile, np.int64),                  # row_hit
+        np.empty(tile, np.uint8),                  # row_finite: first-layer delta finite
         np.zeros(n_in, np.uint8),                  # touched: first-layer rows in this batch
         np.empty(n_in, np.int64),                  # touched_list
         np.zeros(n_blocks, np.int64),              # n_touched, per block
+        np.empty(n_blocks, np.uint8),              # weights_finite, per block
     )
 
 

@@ -1,0 +1,423 @@
+"""The Numba backend computes what the NumPy reference computes.
+
+Each test runs a kernel of ``kernels.numpy_backend`` (``ref_``, the
+specification) and its twin in ``kernels.numba_backend`` (``comp_``) on the
+same random inputs and asserts they agree within the tolerances of
+``tests/tolerances.py``. Inputs are small random arrays, about 70% zeros like
+MNIST pixels (the Numba backend skips zero inputs), in float32 and float64,
+with row counts that include a single row and sizes that are not multiples
+of the SIMD width.
+"""
+
+import zlib
+
+import numpy as np
+import pytest
+
+from kernels import numba_backend as comp
+from kernels import numpy_backend as ref
+from kernels.common import RELU, SIGMOID, SOFTMAX, allocate_workspace
+
+from .tolerances import epoch_tol, kernel_tol
+
+DTYPES = [np.float32, np.float64]
+# (n, k, m): samples, inputs, outputs.
+SHAPES = [(1, 5, 10), (3, 33, 5), (17, 10, 33), (64, 33, 10)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled():
+    """Compile (or load from the disk cache) every Numba kernel once per session."""
+    return comp.warmup()
+
+
+def rng_for(*key):
+    """A generator seeded by the test's name and parameters (same in every run)."""
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+
+
+def sparse_inputs(rng, n, k, dtype):
+    """Values in [0, 1) with about 70% exact zeros."""
+    x = rng.random((n, k))
+    x[rng.random((n, k)) < 0.7] = 0
+    return x.astype(dtype)
+
+
+def normal(rng, shape, dtype, scale=1.0):
+    return (scale * rng.standard_normal(shape)).astype(dtype)
+
+
+def one_hot(rng, n, m, dtype):
+    return np.eye(m, dtype=dtype)[rng.integers(0, m, n)]
+
+
+def assert_close(comp_, ref_, tol):
+    assert comp_.dtype == ref_.dtype
+    np.testing.assert_allclose(comp_, ref_, **tol)
+
+
+# --- affine layer ---------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,k,m", SHAPES)
+def test_affine_forward(n, k, m, dtype):
+    rng = rng_for("affine_forward", n, k, m, dtype)
+    x, w, b = sparse_inputs(rng, n, k, dtype), normal(rng, (k, m), dtype), normal(rng, m, dtype)
+    ref_, comp_ = np.empty((n, m), dtype), np.full((n, m), np.nan, dtype)
+    ref.affine_forward(x, w, b, ref_)
+    comp.affine_forward(x, w, b, comp_)
+    assert_close(comp_, ref_, kernel_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,k,m", SHAPES)
+def test_affine_backward_params(n, k, m, dtype):
+    rng = rng_for("affine_backward_params", n, k, m, dtype)
+    x, delta = sparse_inputs(rng, n, k, dtype), normal(rng, (n, m), dtype)
+    ref_w, ref_b = np.empty((k, m), dtype), np.empty(m, dtype)
+    comp_w, comp_b = np.full((k, m), np.nan, dtype), np.full(m, np.nan, dtype)
+    ref.affine_backward_params(x, delta, ref_w, ref_b)
+    comp.affine_backward_params(x, delta, comp_w, comp_b)
+    assert_close(comp_w, ref_w, kernel_tol(dtype))
+    assert_close(comp_b, ref_b, kernel_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_zero_inputs_times_inf_give_nan_as_in_the_reference(dtype):
+    """Skipping zero inputs is exact only for finite factors: 0 * inf is nan."""
+    rng = rng_for("0*inf", dtype)
+    x, w, b = sparse_inputs(rng, 6, 8, dtype), normal(rng, (8, 3), dtype), normal(rng, 3, dtype)
+    x[:, 2] = 0
+    w[2, 1] = np.inf
+    ref_, comp_ = np.empty((6, 3), dtype), np.empty((6, 3), dtype)
+    with np.errstate(invalid="ignore"):
+        ref.affine_forward(x, w, b, ref_)
+    comp.affine_forward(x, w, b, comp_)
+    assert np.isnan(ref_[:, 1]).all()
+    np.testing.assert_allclose(comp_, ref_, equal_nan=True, **kernel_tol(dtype))
+    delta = normal(rng, (6, 3), dtype)
+    delta[0, 0] = np.inf
+    ref_w, ref_b, comp_w, comp_b = np.empty((8, 3), dtype), np.empty(3, dtype), np.empty((8, 3), dtype), np.empty(3, dtype)
+    with np.errstate(invalid="ignore"):
+        ref.affine_backward_params(x, delta, ref_w, ref_b)
+    comp.affine_backward_params(x, delta, comp_w, comp_b)
+    assert np.isnan(ref_w[2, 0])
+    np.testing.assert_allclose(comp_w, ref_w, equal_nan=True, **kernel_tol(dtype))
+    np.testing.assert_allclose(comp_b, ref_b, equal_nan=True, **kernel_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,k,m", SHAPES)
+def test_affine_backward_input(n, k, m, dtype):
+    rng = rng_for("affine_backward_input", n, k, m, dtype)
+    delta, w = normal(rng, (n, m), dtype), normal(rng, (k, m), dtype)
+    ref_, comp_ = np.empty((n, k), dtype), np.full((n, k), np.nan, dtype)
+    ref.affine_backward_input(delta, w, ref_)
+    comp.affine_backward_input(delta, w, comp_)
+    assert_close(comp_, ref_, kernel_tol(dtype))
+
+
+# --- activations ------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,m", [(1, 10), (3, 5), (17, 33), (64, 10)])
+@pytest.mark.parametrize("name", ["sigmoid", "relu", "softmax"])
+def test_activation(name, n, m, dtype):
+    z = normal(rng_for(name, n, m, dtype), (n, m), dtype, scale=3)
+    ref_, comp_ = np.empty_like(z), np.full_like(z, np.nan)
+    getattr(ref, name)(z, ref_)
+    getattr(comp, name)(z, comp_)
+    assert_close(comp_, ref_, kernel_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,m", [(1, 10), (17, 33)])
+def test_sigmoid_backward(n, m, dtype):
+    rng = rng_for("sigmoid_backward", n, m, dtype)
+    a, grad_a = rng.random((n, m)).astype(dtype), normal(rng, (n, m), dtype)
+    ref_, comp_ = np.empty_like(a), np.full_like(a, np.nan)
+    ref.sigmoid_backward(a, grad_a, ref_)
+    comp.sigmoid_backward(a, grad_a, comp_)
+    assert_close(comp_, ref_, kernel_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,m", [(1, 10), (17, 33)])
+def test_relu_backward(n, m, dtype):
+    rng = rng_for("relu_backward", n, m, dtype)
+    z, grad_a = normal(rng, (n, m), dtype), normal(rng, (n, m), dtype)
+    ref_, comp_ = np.empty_like(z), np.full_like(z, np.nan)
+    ref.relu_backward(z, grad_a, ref_)
+    comp.relu_backward(z, grad_a, comp_)
+    assert_close(comp_, ref_, kernel_tol(dtype))
+
+
+def test_backward_steps_work_in_place():
+    """train_epoch multiplies a delta buffer by the derivative in place."""
+    rng = rng_for("in place")
+    a, z, grad = rng.random((5, 7)), normal(rng, (5, 7), np.float64), normal(rng, (5, 7), np.float64)
+    for backward, first in (("sigmoid_backward", a), ("relu_backward", z)):
+        ref_, comp_ = grad.copy(), grad.copy()
+        getattr(ref, backward)(first, ref_, ref_)
+        getattr(comp, backward)(first, comp_, comp_)
+        assert_close(comp_, ref_, kernel_tol(np.float64))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_saturated_activations_and_losses_stay_finite(dtype):
+    """|z| in the hundreds: exp(|z|) overflows, the stable forms must not."""
+    z = np.array([[-700.0, 0.0, 300.0], [250.0, -250.0, 90.0], [-80.0, -90.0, -800.0]])
+    z = z.astype(dtype)
+    y = np.eye(3, dtype=dtype)[[1, 1, 0]]
+    for name in ("sigmoid", "softmax"):
+        ref_, comp_ = np.empty_like(z), np.empty_like(z)
+        getattr(ref, name)(z, ref_)
+        getattr(comp, name)(z, comp_)
+        assert np.isfinite(comp_).all() and np.isfinite(ref_).all()
+        assert_close(comp_, ref_, kernel_tol(dtype))
+    ref_loss, comp_loss = ref.softmax_cross_entropy(z, y), comp.softmax_cross_entropy(z, y)
+    assert np.isfinite(comp_loss)
+    np.testing.assert_allclose(comp_loss, ref_loss, **kernel_tol(dtype))
+    ref_loss = ref.sigmoid_cross_entropy(z[:, :1], y[:, :1])
+    comp_loss = comp.sigmoid_cross_entropy(z[:, :1], y[:, :1])
+    assert np.isfinite(comp_loss)
+    np.testing.assert_allclose(comp_loss, ref_loss, **kernel_tol(dtype))
+
+
+# --- losses ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,m", [(1, 10), (3, 5), (64, 10)])
+def test_softmax_cross_entropy(n, m, dtype):
+    rng = rng_for("softmax_cross_entropy", n, m, dtype)
+    z, y = normal(rng, (n, m), dtype, scale=4), one_hot(rng, n, m, dtype)
+    comp_ = comp.softmax_cross_entropy(z, y)
+    assert isinstance(comp_, float)
+    np.testing.assert_allclose(comp_, ref.softmax_cross_entropy(z, y), **kernel_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 3, 64])
+def test_sigmoid_cross_entropy(n, dtype):
+    rng = rng_for("sigmoid_cross_entropy", n, dtype)
+    z, y = normal(rng, (n, 1), dtype, scale=4), rng.integers(0, 2, (n, 1)).astype(dtype)
+    comp_ = comp.sigmoid_cross_entropy(z, y)
+    assert isinstance(comp_, float)
+    np.testing.assert_allclose(comp_, ref.sigmoid_cross_entropy(z, y), **kernel_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,m", [(1, 10), (17, 1), (64, 10)])
+def test_output_delta(n, m, dtype):
+    rng = rng_for("output_delta", n, m, dtype)
+    probs, y = rng.random((n, m)).astype(dtype), one_hot(rng, n, m, dtype)
+    ref_, comp_ = np.empty_like(probs), np.full_like(probs, np.nan)
+    ref.output_delta(probs, y, 1.0 / n, ref_)
+    comp.output_delta(probs, y, 1.0 / n, comp_)
+    assert_close(comp_, ref_, kernel_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,m", [(1, 10), (17, 1), (64, 10), (64, 1)])
+def test_count_correct(n, m, dtype):
+    rng = rng_for("count_correct", n, m, dtype)
+    probs = rng.random((n, m)).astype(dtype)
+    y = one_hot(rng, n, m, dtype) if m > 1 else rng.integers(0, 2, (n, 1)).astype(dtype)
+    comp_ = comp.count_correct(probs, y)
+    assert isinstance(comp_, int)
+    assert comp_ == ref.count_correct(probs, y)
+
+
+def test_count_correct_breaks_ties_like_argmax():
+    probs = np.array([[0.5, 0.5, 0.0], [0.2, 0.4, 0.4]])
+    y = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    assert comp.count_correct(probs, y) == ref.count_correct(probs, y) == 1
+
+
+# --- update -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(33,), (17, 10)])
+def test_sgd_update(shape, dtype):
+    rng = rng_for("sgd_update", shape, dtype)
+    param, grad = normal(rng, shape, dtype), normal(rng, shape, dtype)
+    ref_, comp_ = param.copy(), param.copy()
+    ref.sgd_update(ref_, grad, 0.3)
+    comp.sgd_update(comp_, grad, 0.3)
+    assert_close(comp_, ref_, kernel_tol(dtype))
+
+
+# --- composed: forward pass and epochs -------------------------------------------------
+
+def network(rng, sizes, dtype):
+    weights = tuple(normal(rng, (k, m), dtype, scale=1 / np.sqrt(k)) for k, m in zip(sizes, sizes[1:]))
+    biases = tuple(normal(rng, m, dtype, scale=0.1) for m in sizes[1:])
+    return weights, biases
+
+
+def copies(arrays):
+    return tuple(a.copy() for a in arrays)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes", [(33, 10), (33, 17, 5, 10), (20, 9, 7, 5, 1)])
+@pytest.mark.parametrize("hidden", [SIGMOID, RELU])
+def test_forward(sizes, hidden, dtype):
+    rng = rng_for("forward", sizes, hidden, dtype)
+    weights, biases = network(rng, sizes, dtype)
+    x = sparse_inputs(rng, 40, sizes[0], dtype)
+    output = SOFTMAX if sizes[-1] > 1 else SIGMOID
+    outs = [[np.full((40, m), np.nan, dtype) for m in sizes[1:]] for _ in range(4)]
+    ref.forward(weights, biases, x, hidden, output, outs[0], outs[1])
+    comp.forward(weights, biases, x, hidden, output, outs[2], outs[3])
+    for ref_, comp_ in zip(outs[0] + outs[1], outs[2] + outs[3]):
+        assert_close(comp_, ref_, kernel_tol(dtype))
+
+
+def run_epoch(backend, weights, biases, x, y, order, batch_size, lr, hidden, output):
+    """One epoch from copies of the parameters: (result, weights, biases)."""
+    weights, biases = copies(weights), copies(biases)
+    sizes = (x.shape[1],) + tuple(b.shape[0] for b in biases)
+    ws = allocate_workspace(sizes, min(batch_size, len(order)), x.dtype)
+    result = backend.train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws)
+    return result, weights, biases
+
+
+def assert_same_epoch(ref_run, comp_run, dtype):
+    (ref_loss, ref_correct, ref_steps), ref_w, ref_b = ref_run
+    (comp_loss, comp_correct, comp_steps), comp_w, comp_b = comp_run
+    assert comp_steps == ref_steps
+    assert comp_correct == ref_correct
+    np.testing.assert_allclose(comp_loss, ref_loss, **epoch_tol(dtype))
+    for comp_, ref_ in zip(comp_w + comp_b, ref_w + ref_b):
+        assert_close(comp_, ref_, epoch_tol(dtype))
+
+
+TASKS = {
+    # name: (layer sizes, output activation)
+    "softmax-10": ((30, 12, 10), SOFTMAX),
+    "sigmoid-1": ((30, 12, 1), SIGMOID),
+}
+# name: (rows, batch size). Mini-batches of 16 or more use the threaded driver
+# when Numba has more than one thread; 43 rows in batches of 16 end ragged.
+MODES = {"batch-1": (12, 1), "mini-batch-ragged": (43, 16), "full-batch": (43, 43)}
+
+
+def task_data(rng, task, n, dtype):
+    sizes, output = TASKS[task]
+    x = sparse_inputs(rng, n, sizes[0], dtype)
+    if output == SOFTMAX:
+        y = one_hot(rng, n, sizes[-1], dtype)
+    else:
+        y = rng.integers(0, 2, (n, 1)).astype(dtype)
+    return sizes, output, x, y
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("hidden", [SIGMOID, RELU], ids=["sigmoid", "relu"])
+@pytest.mark.parametrize("task", TASKS)
+def test_train_epoch(task, hidden, mode, dtype):
+    rng = rng_for("train_epoch", task, hidden, mode, dtype)
+    n, batch_size = MODES[mode]
+    sizes, output, x, y = task_data(rng, task, n, dtype)
+    weights, biases = network(rng, sizes, dtype)
+    order = rng.permutation(n)
+    args = (x, y, order, batch_size, 0.2, hidden, output)
+    ref_run = run_epoch(ref, weights, biases, *args)
+    comp_run = run_epoch(comp, weights, biases, *args)
+    assert ref_run[0][2] == -(-n // batch_size)  # every batch was a step
+    assert_same_epoch(ref_run, comp_run, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes", [(30, 10), (30, 9, 8, 7, 10)], ids=["1-layer", "4-layer"])
+def test_train_epoch_other_depths(sizes, dtype):
+    rng = rng_for("depths", sizes, dtype)
+    x, y = sparse_inputs(rng, 40, sizes[0], dtype), one_hot(rng, 40, sizes[-1], dtype)
+    weights, biases = network(rng, sizes, dtype)
+    args = (x, y, rng.permutation(40), 16, 0.2, RELU, SOFTMAX)
+    assert_same_epoch(run_epoch(ref, weights, biases, *args),
+                      run_epoch(comp, weights, biases, *args), dtype)
+
+
+def test_train_epoch_order_may_repeat_and_skip_rows():
+    """``order`` picks rows: some twice, some never."""
+    rng = rng_for("order")
+    sizes, output, x, y = task_data(rng, "softmax-10", 20, np.float64)
+    weights, biases = network(rng, sizes, np.float64)
+    order = np.array([3, 3, 0, 19, 7, 7, 7, 1])
+    args = (x, y, order, 3, 0.5, SIGMOID, output)
+    assert_same_epoch(run_epoch(ref, weights, biases, *args),
+                      run_epoch(comp, weights, biases, *args), np.float64)
+
+
+def test_big_batches_are_walked_in_tiles(monkeypatch):
+    """A batch bigger than TILE_ROWS (the full data set) sums over several tiles."""
+    monkeypatch.setattr(comp, "TILE_ROWS", 5)
+    rng = rng_for("tiles")
+    sizes, output, x, y = task_data(rng, "softmax-10", 43, np.float64)
+    weights, biases = network(rng, sizes, np.float64)
+    for batch_size in (43, 17):
+        args = (x, y, rng.permutation(43), batch_size, 0.3, RELU, output)
+        assert_same_epoch(run_epoch(ref, weights, biases, *args),
+                          run_epoch(comp, weights, biases, *args), np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch_size", [1, 16])
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("power", [0.5, 1.0], ids=["lr=sqrt(max)", "lr=max"])
+def test_divergence_stops_at_the_same_step(power, task, batch_size, dtype):
+    """A huge learning rate: both stop before updating at the same non-finite batch.
+
+    With lr = the dtype's largest value a step makes weights infinite at
+    once; then the reference's ``0 * inf = nan`` must happen in the Numba
+    backend too, even though it normally skips zero inputs.
+    """
+    rng = rng_for("diverge", power, task, batch_size, dtype)
+    n = 64
+    sizes, output, x, y = task_data(rng, task, n, dtype)
+    x *= 100
+    weights, biases = network(rng, sizes, dtype)
+    lr = float(np.finfo(dtype).max) ** power
+    args = (x, y, rng.permutation(n), batch_size, lr, RELU, output)
+    ref_run = run_epoch(ref, weights, biases, *args)
+    comp_run = run_epoch(comp, weights, biases, *args)
+    steps = ref_run[0][2]
+    assert 0 < steps < -(-n // batch_size)  # it did diverge, after a step
+    assert comp_run[0][2] == steps
+    assert comp_run[0][1] == ref_run[0][1]
+    np.testing.assert_allclose(comp_run[0][0], ref_run[0][0], **epoch_tol(dtype))
+    # Stopped before updating: the parameters are those after the good steps.
+    # (Compared with themselves, not with the reference's: after a step with
+    # such an lr, rounding differences are multiplied by the lr.)
+    x, y, order = args[:3]
+    good_run = run_epoch(comp, weights, biases, x, y, order[:steps * batch_size], *args[3:])
+    assert good_run[0] == (comp_run[0][0], comp_run[0][1], steps)
+    for comp_, good in zip(comp_run[1] + comp_run[2], good_run[1] + good_run[2]):
+        np.testing.assert_array_equal(comp_, good)
+
+
+def test_float32_stays_float32():
+    rng = rng_for("float32")
+    sizes, output, x, y = task_data(rng, "softmax-10", 20, np.float32)
+    weights, biases = network(rng, sizes, np.float32)
+    (loss, _, _), w, b = run_epoch(comp, weights, biases, x, y, np.arange(20), 4, 0.1, RELU, output)
+    assert isinstance(loss, float)
+    assert all(a.dtype == np.float32 for a in w + b)
+
+
+def test_parameters_of_another_dtype_are_refused():
+    rng = rng_for("dtype mix")
+    sizes, output, x, y = task_data(rng, "softmax-10", 8, np.float32)
+    weights, biases = network(rng, sizes, np.float64)
+    with pytest.raises(ValueError, match="float32"):
+        run_epoch(comp, weights, biases, x, y, np.arange(8), 4, 0.1, RELU, output)
+
+
+def test_warmup_reports_compile_work(compiled):
+    assert compiled.seconds >= 0
+    assert comp.is_compiled()
+    again = comp.warmup()
+    assert (again.compiled, again.loaded) == (0, 0)  # everything is in memory now
