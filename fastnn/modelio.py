@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .network import Network
+from .train import History
 
 FORMAT = "fastnn-model"
 VERSION = 1
@@ -134,7 +135,26 @@ def read_model_file(path):
     net.set_parameters(params[:len(net.weights)], params[len(net.weights):])
     if not net.parameters_finite():
         raise ModelFileError(f"{path} holds NaN or infinite parameters")
+    if meta.get("training") is not None:
+        try:
+            History.from_state(meta["training"])
+        except ValueError as err:
+            raise ModelFileError(f"{path} has a damaged training state: {err}") from None
+    if not isinstance(meta.get("config", {}), dict):
+        raise ModelFileError(f"{path} has an invalid configuration: 'config' is not a mapping")
     return net, meta
+
+
+def read_checkpoint(path):
+    """Read a resumable checkpoint: ``(Network, meta, History)``.
+
+    A checkpoint is a model file saved with ``training=history.state()``.
+    """
+    net, meta = read_model_file(path)
+    if meta.get("training") is None:
+        raise ModelFileError(f"{path} is a model without training state, so it cannot be "
+                             "resumed; resume from a file written by 'fastnn train --save'")
+    return net, meta, History.from_state(meta["training"])
 
 
 def load_model(path) -> Network:

@@ -55,6 +55,56 @@ class History:
     def as_dicts(self) -> list:
         return [asdict(record) for record in self.epochs]
 
+    def state(self) -> dict:
+        """The JSON-able training state a checkpoint stores; see `from_state`."""
+        return {"backend": self.backend, "batch_size": self.batch_size, "lr": self.lr,
+                "epochs": self.as_dicts(), "rng_state": self.rng_state}
+
+    @classmethod
+    def from_state(cls, state) -> "History":
+        """Rebuild a `History` from `state`; raises ValueError naming what is wrong."""
+        if not isinstance(state, dict):
+            raise ValueError(f"training state must be a mapping, not {type(state).__name__}")
+        missing = [key for key in ("backend", "batch_size", "lr", "epochs", "rng_state")
+                   if key not in state]
+        if missing:
+            raise ValueError(f"training state lacks {', '.join(missing)}")
+        records = state["epochs"]
+        if not isinstance(records, list):
+            raise ValueError("training state 'epochs' must be a list of epoch records")
+        epochs = []
+        for number, record in enumerate(records, start=1):
+            try:
+                epochs.append(EpochRecord(**record))
+            except TypeError:
+                raise ValueError(f"training state epoch record {number} is malformed: "
+                                 f"{record!r}") from None
+            if epochs[-1].epoch != number:
+                raise ValueError(f"training state epoch records are not numbered 1, 2, ...: "
+                                 f"record {number} says epoch {epochs[-1].epoch!r}")
+        history = cls(state["backend"], state["batch_size"], state["lr"], epochs,
+                      rng_state=state["rng_state"])
+        check_rng_state(history.rng_state)
+        return history
+
+
+def check_rng_state(rng_state) -> None:
+    """Raise ValueError unless ``rng_state`` is a state of NumPy's default generator."""
+    try:
+        np.random.default_rng().bit_generator.state = rng_state
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise ValueError(f"the shuffling state is not a valid state of NumPy's PCG64 "
+                         f"generator ({err})") from None
+
+
+def check_resume(resume: History, epochs: int) -> None:
+    """Check that ``resume`` can be continued up to ``epochs`` epochs."""
+    check_rng_state(resume.rng_state)
+    done = len(resume.epochs)
+    if done >= epochs:
+        raise ValueError(f"the run to resume has already completed {done} epoch(s); "
+                         f"ask for more than {done} epochs to continue it")
+
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite. The network keeps its last finite parameters."""
@@ -140,17 +190,23 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float =
     rng = np.random.default_rng(seed)
     history = History(kern.NAME, batch, float(lr))
     if resume is not None:
+        check_resume(resume, epochs)
         history.epochs = list(resume.epochs)
         rng.bit_generator.state = resume.rng_state
-    history.compile_seconds = kern.warmup()
     history.rng_state = rng.bit_generator.state
 
-    ws = allocate_workspace(net.sizes, batch, net.dtype)
-    rows_per_call = max(1, _ROWS_PER_CALL // batch) * batch
-    first_epoch = len(history.epochs) + 1
-    for epoch in range(first_epoch, epochs + 1):
-        saved = net.copy_parameters()
-        try:
+    # An interrupt may land anywhere below. `history` only ever describes
+    # completed epochs: an epoch is committed once its record is appended; until
+    # then `saved` holds the parameters to fall back to.
+    in_flight = saved = None
+    try:
+        history.compile_seconds = kern.warmup()
+        ws = allocate_workspace(net.sizes, batch, net.dtype)
+        rows_per_call = max(1, _ROWS_PER_CALL // batch) * batch
+        first_epoch = len(history.epochs) + 1
+        for epoch in range(first_epoch, epochs + 1):
+            saved = net.copy_parameters()
+            in_flight = epoch
             order = rng.permutation(n)
             loss_sum, n_correct, steps = 0.0, 0, 0
             started = time.perf_counter()
@@ -170,15 +226,22 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float =
                 if on_progress is not None:
                     on_progress(start + chunk.shape[0], n, loss_sum, n_correct)
             seconds = time.perf_counter() - started
-        except KeyboardInterrupt:
-            net.set_parameters(*saved)
-            raise TrainingInterrupted(history) from None
-        history.rng_state = rng.bit_generator.state
-        val_accuracy = None
-        if validation is not None:
-            val_accuracy = net.score(x_val, labels_val)
-        record = EpochRecord(epoch, loss_sum / n, n_correct / n, val_accuracy, seconds)
-        history.epochs.append(record)
-        if on_epoch_end is not None:
-            on_epoch_end(record, history)
+            val_accuracy = None
+            if validation is not None:
+                val_accuracy = net.score(x_val, labels_val)
+            record = EpochRecord(epoch, loss_sum / n, n_correct / n, val_accuracy, seconds)
+            history.epochs.append(record)
+            history.rng_state = rng.bit_generator.state
+            in_flight = None
+            if on_epoch_end is not None:
+                on_epoch_end(record, history)
+    except KeyboardInterrupt:
+        if in_flight is not None:
+            if len(history.epochs) >= in_flight:
+                # Interrupted between committing the record and the RNG state;
+                # the generator has not been used since the epoch's permutation.
+                history.rng_state = rng.bit_generator.state
+            else:
+                net.set_parameters(*saved)
+        raise TrainingInterrupted(history) from None
     return history
