@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,9 +22,9 @@ import kernels
 
 from . import __version__, mnist, presets
 from .data import ALL_DIGITS, make_task, parse_digits
-from .modelio import ModelFileError, load_model, save_model
+from .modelio import ModelFileError, load_model, read_checkpoint, save_model
 from .network import DTYPES, INITS, Network
-from .train import TrainingDiverged, fit
+from .train import TrainingDiverged, TrainingInterrupted, fit
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -31,11 +34,21 @@ class UsageError(Exception):
     """A value the user gave is not allowed (exit code 2)."""
 
 
+class Failure(Exception):
+    """The command could not do its job (exit code 1)."""
+
+
 # --- argument types -----------------------------------------------------------------
 
 def _layers(text: str) -> tuple:
+    parts = [part.strip() for part in text.split(",")]
+    if not any(parts):
+        raise argparse.ArgumentTypeError(f"{text!r} names no layer sizes; give at least one, "
+                                         "like 128 or 128,64")
+    if not all(parts):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty size; give sizes like 128,64")
     try:
-        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+        sizes = tuple(int(part) for part in parts)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a list of sizes like 128,64") from None
     if any(size < 1 for size in sizes):
@@ -80,9 +93,19 @@ def _val_size(text: str):
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a count or a fraction") from None
-    if value < 0 or not math.isfinite(value):
+    if value < 0 or not math.isfinite(value) or (value >= 1 and not value.is_integer()):
         raise argparse.ArgumentTypeError(f"{text!r} must be a count >= 0 or a fraction in [0, 1)")
     return value if value < 1 else int(value)
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= 0")
+    return value
 
 
 def _digits(text: str) -> tuple:
@@ -121,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a network and report its test accuracy",
         description="Train a network on MNIST (10 digits, or a digit pair with --digits) and "
                     "report per-epoch metrics and the test accuracy. Flags given with --preset "
-                    "override the preset.")
+                    "override the preset. Ctrl-C or SIGTERM stops training cleanly: with --save, "
+                    "the last completed epoch is saved as a checkpoint, and 'train --resume "
+                    "CHECKPOINT' continues it to the same result as an uninterrupted run.")
     default = presets.DEFAULT
     model = train.add_argument_group("model and training")
     model.add_argument("--preset", choices=tuple(presets.PRESETS),
@@ -140,22 +165,32 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"learning rate (default: {default['lr']})")
     model.add_argument("--epochs", type=_positive_int, default=None,
                        help="passes over the training data; with --batch-size full, "
-                            f"iterations (default: {default['epochs']})")
+                            f"iterations (default: {default['epochs']}; with --resume, the "
+                            "checkpoint's planned total, which --epochs may raise)")
     model.add_argument("--init", choices=INITS, default=None,
                        help="weight initialisation: 'he' std sqrt(2/fan_in), 'lecun' std "
                             "sqrt(1/fan_in), 'auto' he for ReLU and lecun for sigmoid "
                             "(default: auto; the presets use lecun, as the tutorials did)")
-    model.add_argument("--seed", type=int, default=0,
+    model.add_argument("--seed", type=_seed, default=None,
                        help="seeds the split, the initial weights and the shuffling (default: 0)")
-    model.add_argument("--val-size", type=_val_size, default=0.1, metavar="N|FRACTION",
+    model.add_argument("--val-size", type=_val_size, default=None, metavar="N|FRACTION",
                        help="training rows held out for validation, as a count or a fraction "
                             "(default: 0.1)")
     run = train.add_argument_group("execution")
     run.add_argument("--backend", choices=tuple(kernels.BACKENDS), default=None,
                      help=f"kernel backend (default: ${kernels.BACKEND_ENV_VAR}, else numba)")
-    run.add_argument("--dtype", choices=DTYPES, default="float32", help="floating-point type (default: float32)")
+    run.add_argument("--dtype", choices=DTYPES, default=None, help="floating-point type (default: float32)")
     output = train.add_argument_group("output")
-    output.add_argument("--save", metavar="PATH", help="write the trained model here (.npz)")
+    output.add_argument("--save", metavar="PATH",
+                        help="write the trained model here (.npz); it holds the training state, "
+                             "so 'train --resume PATH' can extend it, and an interrupted run "
+                             "saves its last completed epoch here")
+    output.add_argument("--resume", metavar="CHECKPOINT",
+                        help="continue the run saved in CHECKPOINT (by --save, after a finished "
+                             "or an interrupted run) up to --epochs in total, with the "
+                             "checkpoint's configuration and data; model and training flags "
+                             "may only repeat the stored values (a contradiction is an error). "
+                             "Saves back to CHECKPOINT unless --save names another file")
     output.add_argument("--metrics-json", metavar="PATH",
                         help="write the run's metrics as JSON (see README)")
     output.add_argument("-q", "--quiet", action="store_true",
@@ -203,7 +238,147 @@ def _epoch_logger(args, epochs: int):
     return log
 
 
+# --- checkpoints and interrupts ----------------------------------------------------------
+
+#: The signal that stopped the run; SIGINT unless a handler below saw another.
+_STOP = {"signal": signal.SIGINT}
+
+
+def _raise_interrupt(signum, frame):
+    """SIGINT and SIGTERM both become KeyboardInterrupt, which `fit` turns into a clean stop."""
+    _STOP["signal"] = signum
+    raise KeyboardInterrupt
+
+
+class _InterruptsRaised:
+    """While active, SIGTERM (and SIGINT) raise KeyboardInterrupt in the main thread.
+
+    A signal the parent process set to be ignored stays ignored.
+    """
+
+    def __enter__(self):
+        _STOP["signal"] = signal.SIGINT
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
+                    self.previous[signum] = signal.signal(signum, _raise_interrupt)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def _stop_signal() -> tuple:
+    """(exit code, name) of the signal that stopped the run: 130 SIGINT, 143 SIGTERM."""
+    signum = _STOP["signal"]
+    return 128 + signum, signal.Signals(signum).name
+
+
+def _save_undisturbed(path, net, **fields) -> None:
+    """Save atomically; a second Ctrl-C or SIGTERM meanwhile cannot cut the save short."""
+    ignored = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            ignored[signum] = signal.signal(signum, signal.SIG_IGN)
+    try:
+        save_model(path, net, **fields)
+    finally:
+        for signum, handler in ignored.items():
+            signal.signal(signum, handler)
+
+
+def _check_output(path, flag: str) -> None:
+    """Fail before training, not after it, if ``path`` cannot be written."""
+    if path is None:
+        return
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise UsageError(f"{flag} {path} is a directory; give a file name such as "
+                         f"{target / 'model.npz'}")
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {path}: directory {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{flag} {path}: directory {folder} is not writable")
+
+
+def _flag_text(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return "all" if tuple(value) == ALL_DIGITS else ",".join(map(str, value))
+    return str(value)
+
+
+def _restore_config(args):
+    """Take the configuration from the checkpoint named by --resume; return (net, history).
+
+    Model and training flags the user gave must equal the stored values; only
+    ``--epochs`` may change (raise the total). Data and execution flags are free.
+    """
+    stored_net, meta, history = read_checkpoint(args.resume)
+    config = meta.get("config") or {}
+    needed = ("digits", "layers", "hidden", "init", "batch_size", "lr", "epochs", "seed",
+              "val_size", "dtype")
+    missing = [key for key in needed if key not in config]
+    if missing:
+        raise ModelFileError(f"{args.resume} does not record its training configuration "
+                             f"({', '.join(missing)} missing), so it cannot be resumed")
+    stored = {"preset": config.get("preset"), "digits": tuple(config["digits"]),
+              "layers": tuple(config["layers"][1:-1]), "hidden": config["hidden"],
+              "batch_size": config["batch_size"], "lr": config["lr"], "init": config["init"],
+              "seed": config["seed"], "val_size": config["val_size"], "dtype": config["dtype"]}
+    if args.init == "auto":
+        args.init = "he" if stored["hidden"] == "relu" else "lecun"
+    for name, value in stored.items():
+        given = getattr(args, name)
+        if given is not None and given != value:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} {_flag_text(given)} contradicts the checkpoint "
+                             f"{args.resume}, which was trained with {flag} "
+                             f"{_flag_text(value)}; with --resume only --epochs may change")
+        setattr(args, name, value)
+    source = config.get("data")
+    if source is not None:
+        if args.data not in ("auto", source):
+            raise UsageError(f"--data {args.data} contradicts the checkpoint {args.resume}, "
+                             f"which was trained on --data {source}")
+        args.data = source
+    done = len(history.epochs)
+    if args.epochs is None:
+        args.epochs = config["epochs"]
+    if args.epochs <= done:
+        raise UsageError(f"the checkpoint {args.resume} has already completed {done} of "
+                         f"{config['epochs']} epochs; give --epochs greater than {done} to "
+                         "train further")
+    args.backend = args.backend or config.get("backend")
+    args.save = args.save or args.resume
+    return stored_net, history
+
+
+def _interrupted(args, net, history, config) -> int:
+    """Save the last completed epoch (with --save), print one line, return 130 or 143."""
+    code, name = _stop_signal()
+    done, total = len(history.epochs), config["epochs"]
+    where = f"after epoch {done} of {total}" if done else "before the first epoch completed"
+    if not args.save:
+        kept = "nothing saved (give --save PATH to keep a checkpoint)"
+    elif not done:
+        kept = "nothing saved"
+    else:
+        _save_undisturbed(args.save, net, training=history.state(), config=config)
+        kept = f"checkpoint saved to {args.save}; continue with: fastnn train --resume {args.save}"
+    print(f"fastnn: interrupted by {name} {where}; {kept}", file=sys.stderr)
+    return code
+
+
 def cmd_train(args) -> int:
+    checkpoint = _restore_config(args) if args.resume else None
+    args.seed = 0 if args.seed is None else args.seed
+    args.val_size = 0.1 if args.val_size is None else args.val_size
+    args.dtype = args.dtype or "float32"
+    _check_output(args.save, "--save")
+    _check_output(args.metrics_json, "--metrics-json")
     overrides = {"digits": args.digits, "layers": args.layers, "hidden": args.hidden,
                  "batch_size": args.batch_size, "lr": args.lr, "epochs": args.epochs,
                  "init": args.init}
@@ -221,11 +396,21 @@ def cmd_train(args) -> int:
     sizes = (task.x_train.shape[1], *settings["layers"], n_out)
     net = Network(sizes, hidden=settings["hidden"], classes=digits, dtype=args.dtype,
                   seed=args.seed, init=settings["init"])
+    resume = None
+    if checkpoint is not None:
+        stored_net, resume = checkpoint
+        shape = lambda n: (n.sizes, n.classes, n.hidden, n.dtype)  # noqa: E731
+        if shape(stored_net) != shape(net):
+            raise ModelFileError(f"{args.resume}: its network {stored_net.sizes} does not match "
+                                 f"its stored configuration and data {net.sizes}")
+        net.set_parameters(stored_net.weights, stored_net.biases)
+        _note(args, f"resuming {args.resume} after epoch {len(resume.epochs)} of "
+                    f"{settings['epochs']}")
     config = {"preset": args.preset, "digits": list(digits), "layers": list(sizes),
               "hidden": settings["hidden"], "output": net.output, "init": net.init,
               "batch_size": settings["batch_size"], "lr": settings["lr"],
               "epochs": settings["epochs"], "seed": args.seed, "val_size": args.val_size,
-              "dtype": args.dtype, "backend": backend}
+              "dtype": args.dtype, "backend": backend, "data": task.source}
     _note(args, f"training {'-'.join(map(str, sizes))} ({settings['hidden']}, {net.output}) on "
                 f"{task.name}: {len(task.x_train):,} train / {len(task.x_val):,} val / "
                 f"{len(task.x_test):,} test images from {'full MNIST' if task.source == 'mnist' else 'the bundled sample'}; "
@@ -237,14 +422,21 @@ def cmd_train(args) -> int:
         history = fit(net, task.x_train, task.labels_train, epochs=settings["epochs"],
                       batch_size=settings["batch_size"], lr=settings["lr"], backend=backend,
                       seed=args.seed, validation=validation,
-                      on_epoch_end=_epoch_logger(args, settings["epochs"]))
+                      on_epoch_end=_epoch_logger(args, settings["epochs"]),
+                      resume=resume)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    except TrainingInterrupted as stop:
+        return _interrupted(args, net, stop.history, config)
+    except TrainingDiverged as err:
+        kept = f" {args.save} was left as it was." if args.save and args.resume else (
+            " No model was saved." if args.save else "")
+        raise Failure(f"{err}{kept}") from None
     total_seconds = time.perf_counter() - started
     test_accuracy = net.score(task.x_test, task.labels_test)
 
     if args.save:
-        save_model(args.save, net, config=config)
+        save_model(args.save, net, training=history.state(), config=config)
     if args.metrics_json:
         metrics = {
             "fastnn_version": __version__,
@@ -299,12 +491,19 @@ def cmd_presets(args) -> int:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except UsageError as err:
-        parser.exit(EXIT_USAGE, f"fastnn: error: {err}\n")
-    except (mnist.DataError, ModelFileError, TrainingDiverged, ValueError, OSError) as err:
-        parser.exit(EXIT_FAILURE, f"fastnn: error: {err}\n")
+    with _InterruptsRaised():
+        try:
+            return args.handler(args)
+        except UsageError as err:
+            parser.exit(EXIT_USAGE, f"fastnn: error: {err}\n")
+        except (mnist.DataError, ModelFileError, TrainingDiverged, Failure, ValueError,
+                OSError) as err:
+            parser.exit(EXIT_FAILURE, f"fastnn: error: {err}\n")
+        except MemoryError as err:
+            parser.exit(EXIT_FAILURE, f"fastnn: error: out of memory: {err}\n")
+        except KeyboardInterrupt:
+            code, name = _stop_signal()
+            parser.exit(code, f"fastnn: interrupted by {name}\n")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,12 @@ def _parameter_digest(arrays) -> str:
     return digest.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save_model(path, net: Network, *, training: dict | None = None,
                config: dict | None = None) -> Path:
     """Write ``net`` to ``path`` atomically and return the path.
@@ -71,6 +77,8 @@ def save_model(path, net: Network, *, training: dict | None = None,
         raise ModelFileError(f"cannot save the model to {path}: directory {directory} does not exist")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp_name, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as tmp:
             np.savez(tmp, **arrays)
             tmp.flush()
