@@ -1,0 +1,343 @@
+"""Interrupted runs lose nothing: SIGINT/SIGTERM checkpoint, --resume, divergence.
+
+The signal tests run ``python -m fastnn train`` in a real process, signal it
+once it has finished an epoch, resume the checkpoint it leaves and compare the
+result with an uninterrupted run of the same seed: with the NumPy backend the
+parameters must be identical, bit for bit.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from fastnn.cli import main
+from fastnn.modelio import read_checkpoint, read_model_file, save_model
+from fastnn.network import Network
+from fastnn.train import History, TrainingInterrupted, fit
+
+from .conftest import same_parameters
+
+# Per-sample SGD on 5,000 rows: about 0.3 s an epoch, so a signal sent after the
+# first epoch line lands while training is still running.
+EPOCHS = 8
+RUN = ["train", "--data", "sample", "--backend", "numpy", "--layers", "16",
+       "--hidden", "sigmoid", "--lr", "0.05", "--batch-size", "1", "--val-size", "0.5",
+       "--seed", "4"]
+
+
+def cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "fastnn", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+
+
+class Training:
+    """A ``fastnn train`` process whose stderr is collected line by line as it comes."""
+
+    def __init__(self, args, cwd):
+        self.proc = subprocess.Popen([sys.executable, "-m", "fastnn", *args], cwd=cwd,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def wait_for(self, pattern, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(re.search(pattern, line) for line in self.lines):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        self.proc.kill()
+        pytest.fail(f"never saw {pattern!r}; stderr: {''.join(self.lines)}")
+
+    def finish(self):
+        out = self.proc.stdout.read()
+        code = self.proc.wait(timeout=60)
+        self.reader.join(timeout=10)
+        return code, out, "".join(self.lines)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The reference: the same run, start to finish, without a signal."""
+    folder = tmp_path_factory.mktemp("straight")
+    result = cli(*RUN, "--epochs", str(EPOCHS), "--save", "full.npz", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return read_model_file(folder / "full.npz")
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["SIGINT", "SIGTERM"])
+def test_a_signalled_run_saves_a_checkpoint_and_resumes_to_the_same_parameters(
+        tmp_path, uninterrupted, signum, code):
+    run = Training([*RUN, "--epochs", str(EPOCHS), "--save", "ck.npz"], cwd=tmp_path)
+    run.wait_for(r"epoch\s+1/")
+    run.proc.send_signal(signum)
+    returncode, out, err = run.finish()
+
+    assert returncode == code, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    stopped = re.fullmatch(rf"fastnn: interrupted by {signal.Signals(signum).name} after epoch "
+                           rf"(\d) of {EPOCHS}; checkpoint saved to ck\.npz; continue with: "
+                           r"fastnn train --resume ck\.npz", last)
+    assert stopped, last
+    done = int(stopped.group(1))
+    assert 1 <= done < EPOCHS
+    assert out == ""  # no test-accuracy summary for a run that did not finish
+
+    net, meta, history = read_checkpoint(tmp_path / "ck.npz")
+    assert [record.epoch for record in history.epochs] == list(range(1, done + 1))
+    assert meta["config"]["epochs"] == EPOCHS
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]  # no temporary files left
+
+    resumed = cli("train", "--resume", "ck.npz", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming ck.npz after epoch {done} of {EPOCHS}" in resumed.stderr
+    assert f"after {EPOCHS} epochs" in resumed.stdout and "saved ck.npz" in resumed.stdout
+
+    final, final_meta = read_model_file(tmp_path / "ck.npz")
+    reference, reference_meta = uninterrupted
+    assert same_parameters(final, reference)
+    losses = [e["loss"] for e in final_meta["training"]["epochs"]]
+    assert losses == [e["loss"] for e in reference_meta["training"]["epochs"]]
+    assert final_meta["training"]["rng_state"] == reference_meta["training"]["rng_state"]
+
+
+def test_without_save_an_interrupted_run_says_nothing_was_saved(tmp_path):
+    run = Training([*RUN, "--epochs", "50"], cwd=tmp_path)
+    run.wait_for(r"epoch\s+1/")
+    run.proc.send_signal(signal.SIGINT)
+    returncode, _, err = run.finish()
+    assert returncode == 130
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("fastnn: interrupted by SIGINT after epoch ")
+    assert "nothing saved (give --save PATH to keep a checkpoint)" in last
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_before_the_first_epoch_completes_saves_nothing(tmp_path):
+    run = Training([*RUN, "--epochs", "50", "--save", "ck.npz"], cwd=tmp_path)
+    run.wait_for(r"^training ")
+    run.proc.send_signal(signal.SIGTERM)
+    returncode, _, err = run.finish()
+    assert returncode == 143
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("fastnn: interrupted by SIGTERM ")
+    if "before the first epoch completed" in last:
+        assert last.endswith("; nothing saved") and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_loading_data_exits_with_its_code(monkeypatch, capsys, signum, code):
+    import fastnn.cli
+
+    def load(args):
+        os.kill(os.getpid(), signum)
+        time.sleep(5)  # the handler interrupts this
+        raise AssertionError("the signal was not turned into KeyboardInterrupt")
+
+    previous = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(fastnn.cli, "_load_data", load)
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--data", "sample"])
+    assert stop.value.code == code
+    assert capsys.readouterr().err == f"fastnn: interrupted by {signal.Signals(signum).name}\n"
+    assert signal.getsignal(signal.SIGTERM) is previous  # main() put the old handler back
+
+
+# --- divergence through the CLI ------------------------------------------------------------
+
+def test_divergence_exits_1_with_one_line_and_saves_nothing(tmp_path):
+    result = cli("train", "--data", "sample", "--backend", "numpy", "--layers", "16",
+                 "--lr", "1e30", "--epochs", "3", "--save", "m.npz", "--metrics-json", "m.json",
+                 cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"fastnn: error: training diverged: the loss became NaN or infinite at "
+                        r"epoch 1, batch \d+\. The parameters of the last finite step were kept\. "
+                        r"Try a smaller learning rate than 1e\+30\. No model was saved\.", last)
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- resume and its rules, in process ------------------------------------------------------
+
+QUICK = ["train", "--data", "sample", "--backend", "numpy", "--layers", "8", "--seed", "2",
+         "--val-size", "0.2", "-q"]
+
+
+def test_a_finished_run_can_be_extended_to_equal_a_longer_run(tmp_path):
+    assert main([*QUICK, "--epochs", "2", "--save", str(tmp_path / "short.npz")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "short.npz"), "--epochs", "3", "-q",
+                 "--save", str(tmp_path / "extended.npz")]) == 0
+    assert main([*QUICK, "--epochs", "3", "--save", str(tmp_path / "long.npz")]) == 0
+    extended, meta = read_model_file(tmp_path / "extended.npz")
+    assert same_parameters(extended, read_model_file(tmp_path / "long.npz")[0])
+    assert meta["config"]["epochs"] == 3
+    # --save named another file: the checkpoint resumed from is untouched.
+    assert len(read_checkpoint(tmp_path / "short.npz")[2].epochs) == 2
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    path = tmp_path / "ck.npz"
+    assert main([*QUICK, "--epochs", "2", "--save", str(path)]) == 0
+    return path
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--lr", "0.5"], "--lr 0.5 contradicts the checkpoint {ck}, which was trained with --lr 0.1; "
+                      "with --resume only --epochs may change"),
+    (["--layers", "8,8"], "--layers 8,8 contradicts the checkpoint {ck}, which was trained with "
+                          "--layers 8"),
+    (["--digits", "0,1"], "--digits 0,1 contradicts the checkpoint {ck}, which was trained with "
+                          "--digits all"),
+    (["--seed", "3"], "--seed 3 contradicts"),
+    (["--batch-size", "full"], "--batch-size full contradicts"),
+    (["--hidden", "sigmoid"], "--hidden sigmoid contradicts"),
+    (["--init", "lecun"], "--init lecun contradicts"),
+    (["--val-size", "0.1"], "--val-size 0.1 contradicts"),
+    (["--dtype", "float64"], "--dtype float64 contradicts"),
+    (["--preset", "sgd"], "--preset sgd contradicts the checkpoint {ck}, which was trained with "
+                          "--preset None"),
+    (["--data", "mnist"], "--data mnist contradicts the checkpoint {ck}, which was trained on "
+                          "--data sample"),
+    (["--epochs", "2"], "the checkpoint {ck} has already completed 2 of 2 epochs; give --epochs "
+                        "greater than 2 to train further"),
+    ([], "has already completed 2 of 2 epochs"),
+])
+def test_resume_rejects_flags_that_contradict_the_checkpoint(checkpoint, capsys, flags, message):
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--resume", str(checkpoint), *flags])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("fastnn: error: ")
+    assert message.format(ck=checkpoint) in err
+
+
+def test_resume_accepts_flags_that_repeat_the_checkpoint(checkpoint):
+    assert main(["train", "--resume", str(checkpoint), "--epochs", "3", "--lr", "0.1",
+                 "--layers", "8", "--seed", "2", "--val-size", "0.2", "--digits", "all",
+                 "--init", "auto", "--hidden", "relu", "--data", "sample", "-q"]) == 0
+    assert len(read_checkpoint(checkpoint)[2].epochs) == 3
+
+
+def test_a_model_without_training_state_cannot_be_resumed(tmp_path, capsys):
+    path = tmp_path / "plain.npz"
+    save_model(path, Network([784, 8, 10]))
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--resume", str(path)])
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    assert err == (f"fastnn: error: {path} is a model without training state, so it cannot be "
+                   "resumed; resume from a file written by 'fastnn train --save'\n")
+
+
+def test_resume_of_a_missing_file_fails_with_exit_1(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--resume", str(tmp_path / "nope.npz")])
+    assert stop.value.code == 1
+    assert capsys.readouterr().err.startswith(f"fastnn: error: model file {tmp_path}")
+
+
+def test_a_damaged_training_state_is_reported_on_load(tmp_path):
+    net = Network([784, 8, 10])
+    history = History("numpy", 64, 0.1, rng_state={"bit_generator": "PCG64", "state": "x"})
+    save_model(tmp_path / "bad_rng.npz", net, training=history.state())
+    with pytest.raises(ValueError, match="bad_rng.npz has a damaged training state: the "
+                                         "shuffling state is not a valid state"):
+        read_model_file(tmp_path / "bad_rng.npz")
+    state = fit_state(net)
+    state["epochs"][0]["epoch"] = 7
+    save_model(tmp_path / "bad_epochs.npz", net, training=state)
+    with pytest.raises(ValueError, match="not numbered 1, 2, ...: record 1 says epoch 7"):
+        read_model_file(tmp_path / "bad_epochs.npz")
+    state = fit_state(net)
+    del state["rng_state"]
+    save_model(tmp_path / "no_rng.npz", net, training=state)
+    with pytest.raises(ValueError, match="training state lacks rng_state"):
+        read_model_file(tmp_path / "no_rng.npz")
+
+
+def fit_state(net):
+    rng = np.random.default_rng(0)
+    x, labels = rng.random((40, 784)), rng.integers(0, 10, 40)
+    return fit(net, x, labels, epochs=1, batch_size=8, backend="numpy").state()
+
+
+# --- fit: an interrupt anywhere leaves a consistent state --------------------------------
+
+@pytest.mark.parametrize("where", ["mid-epoch", "validation", "after-epoch"])
+def test_an_interrupt_anywhere_in_fit_resumes_to_the_uninterrupted_result(small_xy, where):
+    x, labels = small_xy
+    options = dict(batch_size=1, lr=0.05, seed=5, backend="numpy",
+                   validation=(x[:50], labels[:50]))
+    straight = Network([784, 8, 10], seed=1)
+    fit(straight, x, labels, epochs=3, **options)
+
+    net = Network([784, 8, 10], seed=1)
+
+    def on_progress(*_):
+        if where == "mid-epoch" and finished[0] == 1:
+            raise KeyboardInterrupt
+
+    def on_epoch_end(record, history):
+        finished[0] = record.epoch
+        if where == "after-epoch" and record.epoch == 2:
+            raise KeyboardInterrupt
+
+    finished = [0]
+    original_score = Network.score
+
+    def score(self, *args, **kwargs):
+        if where == "validation" and finished[0] == 1:
+            raise KeyboardInterrupt
+        return original_score(self, *args, **kwargs)
+
+    Network.score = score
+    try:
+        with pytest.raises(TrainingInterrupted) as stop:
+            fit(net, x, labels, epochs=3, on_progress=on_progress, on_epoch_end=on_epoch_end,
+                **options)
+    finally:
+        Network.score = original_score
+    history = stop.value.history
+    assert len(history.epochs) == (2 if where == "after-epoch" else 1)
+    resumed = History.from_state(json.loads(json.dumps(history.state())))
+    fit(net, x, labels, epochs=3, resume=resumed, **options)
+    assert same_parameters(net, straight)
+
+
+def test_fit_refuses_to_resume_a_finished_run(small_xy):
+    x, labels = small_xy
+    net = Network([784, 8, 10])
+    history = fit(net, x, labels, epochs=1, batch_size=100, backend="numpy")
+    with pytest.raises(ValueError, match=r"already completed 1 epoch\(s\); ask for more than 1"):
+        fit(net, x, labels, epochs=1, batch_size=100, backend="numpy", resume=history)
+
+
+def test_saved_models_are_readable_by_others(tmp_path):
+    old = os.umask(0o022)
+    try:
+        save_model(tmp_path / "m.npz", Network([4, 2]))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o644
