@@ -21,6 +21,8 @@ import numpy as np
 import kernels
 
 from . import __version__, mnist, presets
+from . import images, info, metrics, plots, progress
+from ._extras import MissingExtra
 from .data import ALL_DIGITS, make_task, parse_digits
 from .modelio import ModelFileError, load_model, read_checkpoint, save_model
 from .network import DTYPES, INITS, Network
@@ -108,6 +110,20 @@ def _seed(text: str) -> int:
     return value
 
 
+def _digit_set(text: str) -> tuple:
+    """Any digits, comma-separated (``3,5,8``), or ``all``."""
+    if text.strip().lower() in ("all", "0-9"):
+        return ALL_DIGITS
+    try:
+        digits = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of digits like 3,5,8 "
+                                         "(or 'all')") from None
+    if not digits or not all(0 <= d <= 9 for d in digits):
+        raise argparse.ArgumentTypeError(f"digits {text!r} must lie in 0-9")
+    return tuple(digits)
+
+
 def _digits(text: str) -> tuple:
     try:
         return parse_digits(text)
@@ -193,18 +209,69 @@ def build_parser() -> argparse.ArgumentParser:
                              "Saves back to CHECKPOINT unless --save names another file")
     output.add_argument("--metrics-json", metavar="PATH",
                         help="write the run's metrics as JSON (see README)")
+    output.add_argument("--plot-dir", metavar="DIR",
+                        help="write PNG plots here (created if needed): curves.png (loss and "
+                             "accuracy per epoch), misclassified.png (test digits with true "
+                             "and predicted labels), confusion.png (the confusion matrix); "
+                             "needs matplotlib: pip install \"fastnn[plots]\"")
     output.add_argument("-q", "--quiet", action="store_true",
-                        help="print only the final summary")
+                        help="print only the final summary (no progress bars or epoch lines)")
     _add_data_options(train)
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser(
         "evaluate", help="report a saved model's accuracy on the test set",
-        description="Report a saved model's test accuracy, overall and per class.")
+        description="Report a saved model's test accuracy, overall and per class, and its "
+                    "confusion matrix (rows: true digit, columns: predicted digit).")
     evaluate.add_argument("model", metavar="MODEL", help="model file written by 'train --save'")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_data_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
+
+    predict = commands.add_parser(
+        "predict", help="classify digit images (PNG, JPEG...) or .npy arrays",
+        description="Print the most probable digits of each input with their probabilities. "
+                    "Images (PNG, JPEG, ...; needs Pillow: pip install \"fastnn[images]\") "
+                    "and .npy arrays are turned into MNIST-style inputs as MNIST was made: "
+                    "greyscale, light digit on black (inverted when the border is light), "
+                    "cropped to the digit, scaled to fit 20x20 keeping the aspect ratio, and "
+                    "centred in 28x28 by its centre of mass. A .npy file holds one image "
+                    "(28, 28) or (784,), or a stack (n, 28, 28) or (n, 784), as uint8 0-255 "
+                    "or float 0-1.")
+    predict.add_argument("model", metavar="MODEL", help="model file written by 'train --save'")
+    predict.add_argument("files", metavar="FILE", nargs="+", help="images or .npy arrays")
+    predict.add_argument("--top", type=_positive_int, default=3,
+                         help="how many classes to show per input (default: 3; binary "
+                              "models have 2)")
+    predict.add_argument("--no-preprocess", action="store_true",
+                         help="take 28x28 inputs as already MNIST-formatted (light digit on "
+                              "black, centred): only scale the values to 0-1")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of text")
+    predict.set_defaults(handler=cmd_predict)
+
+    samples = commands.add_parser(
+        "samples", help="draw a grid of dataset digits to a PNG file",
+        description="Draw randomly chosen digits of the dataset, labelled, in a grid "
+                    "(needs matplotlib: pip install \"fastnn[plots]\").")
+    samples.add_argument("--out", metavar="FILE", required=True, help="PNG file to write")
+    samples.add_argument("--count", type=_positive_int, default=40,
+                         help=f"how many digits (default: 40, at most {plots.MAX_SAMPLES})")
+    samples.add_argument("--digits", type=_digit_set, default=ALL_DIGITS,
+                         help="which digits, comma-separated like 3,5,8, or 'all' (default)")
+    samples.add_argument("--split", choices=("train", "test"), default="train",
+                         help="draw from the training or the test images (default: train)")
+    samples.add_argument("--seed", type=int, default=0,
+                         help="chooses which images are drawn (default: 0)")
+    _add_data_options(samples)
+    samples.set_defaults(handler=cmd_samples)
+
+    about = commands.add_parser(
+        "info", help="show versions, CPU features, threads, BLAS and caches",
+        description="Show what fastnn runs on: versions, CPU model and SIMD features, thread "
+                    "counts, the BLAS library, Numba's threading layer, the JIT and data "
+                    "caches, and whether full MNIST is available locally.")
+    about.add_argument("--json", action="store_true", help="print JSON instead of text")
+    about.set_defaults(handler=cmd_info)
 
     listing = commands.add_parser("presets", help="list the training presets",
                                   description="List the training presets.")
@@ -224,18 +291,6 @@ def _load_data(args) -> mnist.MnistData:
     if data.note:
         _note(args, data.note)
     return data
-
-
-def _epoch_logger(args, epochs: int):
-    every = max(1, math.ceil(epochs / 20))
-
-    def log(record, history):
-        if record.epoch % every and record.epoch not in (1, epochs):
-            return
-        val = "" if record.val_accuracy is None else f"  val {record.val_accuracy:7.2%}"
-        _note(args, f"epoch {record.epoch:>{len(str(epochs))}}/{epochs}  loss {record.loss:.4f}  "
-                    f"train {record.train_accuracy:7.2%}{val}  {record.seconds:.2f}s")
-    return log
 
 
 # --- checkpoints and interrupts ----------------------------------------------------------
@@ -379,6 +434,8 @@ def cmd_train(args) -> int:
     args.dtype = args.dtype or "float32"
     _check_output(args.save, "--save")
     _check_output(args.metrics_json, "--metrics-json")
+    if args.plot_dir:
+        plots.check_available("--plot-dir")  # before training, not after it
     overrides = {"digits": args.digits, "layers": args.layers, "hidden": args.hidden,
                  "batch_size": args.batch_size, "lr": args.lr, "epochs": args.epochs,
                  "init": args.init}
@@ -417,13 +474,17 @@ def cmd_train(args) -> int:
                 f"backend {backend}, {args.dtype}")
 
     validation = (task.x_val, task.labels_val) if len(task.x_val) else None
+    reporter = progress.TrainingProgress(settings["epochs"], len(task.x_train),
+                                         settings["batch_size"], quiet=args.quiet,
+                                         done_epochs=len(resume.epochs) if resume else 0)
     started = time.perf_counter()
     try:
-        history = fit(net, task.x_train, task.labels_train, epochs=settings["epochs"],
-                      batch_size=settings["batch_size"], lr=settings["lr"], backend=backend,
-                      seed=args.seed, validation=validation,
-                      on_epoch_end=_epoch_logger(args, settings["epochs"]),
-                      resume=resume)
+        with reporter:
+            history = fit(net, task.x_train, task.labels_train, epochs=settings["epochs"],
+                          batch_size=settings["batch_size"], lr=settings["lr"], backend=backend,
+                          seed=args.seed, validation=validation,
+                          on_epoch_end=reporter.on_epoch_end, on_progress=reporter.on_progress,
+                          resume=resume)
     except ValueError as err:
         raise UsageError(str(err)) from None
     except TrainingInterrupted as stop:
@@ -453,10 +514,15 @@ def cmd_train(args) -> int:
             "total_seconds": total_seconds,
         }
         Path(args.metrics_json).write_text(json.dumps(metrics, indent=2) + "\n")
+    if args.plot_dir:
+        written = plots.write_training_plots(args.plot_dir, history, net, task.x_test,
+                                             task.labels_test)
+        _note(args, f"plots: {', '.join(str(path) for path in written)}")
     train_seconds = sum(record.seconds for record in history.epochs)
     saved = f"; saved {args.save}" if args.save else ""
     print(f"test accuracy {test_accuracy:.2%} ({task.name}, {len(task.x_test):,} images) after "
-          f"{len(history.epochs)} epochs in {train_seconds:.1f}s{saved}")
+          f"{len(history.epochs)} epochs in {train_seconds:.1f}s ({total_seconds:.1f}s with "
+          f"compilation and validation){saved}")
     return 0
 
 
@@ -466,17 +532,94 @@ def cmd_evaluate(args) -> int:
     task = make_task(data, net.classes, val_size=0, dtype=net.dtype)
     predicted = net.predict(task.x_test)
     truth = task.labels_test
-    per_class = {int(c): float(np.mean(predicted[truth == c] == c)) for c in net.classes}
+    matrix = metrics.confusion_matrix(truth, predicted, net.classes)
+    per_class = dict(zip(net.classes, metrics.per_class_accuracy(matrix).tolist()))
     accuracy = float(np.mean(predicted == truth))
     if args.json:
         print(json.dumps({"model": str(args.model), "dataset": task.source,
                           "n_test": int(truth.size), "accuracy": accuracy,
-                          "per_class": {str(c): a for c, a in per_class.items()}}, indent=2))
+                          "per_class": {str(c): a for c, a in per_class.items()},
+                          "classes": list(net.classes),
+                          "confusion_matrix": matrix.tolist()}, indent=2))
         return 0
     print(f"{args.model}: test accuracy {accuracy:.2%} on {truth.size:,} images "
-          f"({'full MNIST' if task.source == 'mnist' else 'bundled sample'})")
-    for digit, value in per_class.items():
-        print(f"  digit {digit}: {value:7.2%}  ({int(np.sum(truth == digit)):,} images)")
+          f"({'full MNIST' if task.source == 'mnist' else 'bundled sample'})\n")
+    print(metrics.format_confusion(matrix, net.classes))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    net = load_model(args.model)
+    results = images.classify_files(net, args.files, top=args.top,
+                                    preprocess=not args.no_preprocess)
+    if args.json:
+        print(json.dumps({"model": str(args.model), "classes": list(net.classes),
+                          "predictions": results}, indent=2))
+        return 0
+    for result in results:
+        name = result["file"] if result["index"] is None else f"{result['file']}[{result['index']}]"
+        ranked = ", ".join(f"{top['digit']} ({top['probability']:.1%})" for top in result["top"])
+        print(f"{name}: {ranked}")
+    return 0
+
+
+def cmd_samples(args) -> int:
+    plots.check_available("fastnn samples")
+    data = _load_data(args)
+    pixels, labels = ((data.train_images, data.train_labels) if args.split == "train"
+                      else (data.test_images, data.test_labels))
+    rows = plots.pick_samples(labels, args.digits, args.count, seed=args.seed)
+    source = "full MNIST" if data.source == "mnist" else "bundled sample"
+    path = plots.plot_digit_grid(pixels[rows], [str(label) for label in labels[rows]], args.out,
+                                 title=f"{rows.size} {args.split} digits ({source})")
+    print(f"wrote {path} ({rows.size} digits)")
+    return 0
+
+
+def _info_lines(report: dict) -> list:
+    versions = dict(report["versions"])
+    head = f"fastnn {versions.pop('fastnn')} on Python {versions.pop('python')}"
+    optional = {"matplotlib": "plots", "pillow": "images"}
+    extras = []
+    for name, extra in optional.items():
+        version = versions.pop(name, None)
+        extras.append(f"{name} {version}" if version
+                      else f'{name} missing (pip install "fastnn[{extra}]")')
+    cpu, threads, layer = report["cpu"], report["threads"], report["numba_threading_layer"]
+    blas = "; ".join(f"{pool['internal_api']} {pool['version']} ({pool['threading_layer']}, "
+                     f"{pool['architecture']}) {pool['filepath']}" for pool in report["blas"])
+    active = layer["active"] or f"none: {layer['error']}"
+    cache, data = report["jit_cache"], report["data"]
+    return [
+        (head, None),
+        ("platform", report["platform"]),
+        ("libraries", ", ".join(f"{k} {v}" for k, v in versions.items() if v)),
+        ("optional", ", ".join(extras)),
+        ("cpu", f"{cpu['model'] or 'unknown'} ({cpu['machine']}; LLVM name "
+                f"{cpu['llvm_name'] or 'unknown'}; Numba compiles for {cpu['numba_target']})"),
+        ("simd", " ".join(cpu["simd"]) or "none reported"),
+        ("threads", f"{threads['cpu_count']} logical CPUs, {threads['usable_cpus']} usable; "
+                    f"Numba {threads['numba_current']} (at most {threads['numba_max']}); "
+                    f"BLAS {threads['blas']}"),
+        ("blas", blas or "none loaded"),
+        ("numba layer", f"{active} (configured: {layer['configured']}; available: "
+                        f"{', '.join(layer['available']) or 'none'})"),
+        ("jit cache", f"{cache['dir']} ({cache['origin']}; {cache['cached_kernels']} cached "
+                      "kernel indexes)"),
+        ("backend", f"{report['default_backend']} by default"),
+        ("data cache", data["cache_dir"]),
+        ("full MNIST", data["mnist_dir"] or "not found locally (train downloads it into the "
+                                            "cache; --data sample always works)"),
+    ]
+
+
+def cmd_info(args) -> int:
+    report = info.gather()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for key, value in _info_lines(report):
+        print(key if value is None else f"  {key:<12} {value}")
     return 0
 
 
@@ -496,6 +639,8 @@ def main(argv=None) -> int:
             return args.handler(args)
         except UsageError as err:
             parser.exit(EXIT_USAGE, f"fastnn: error: {err}\n")
+        except MissingExtra as err:
+            parser.exit(EXIT_FAILURE, f"fastnn: error: {err}\n")
         except (mnist.DataError, ModelFileError, TrainingDiverged, Failure, ValueError,
                 OSError) as err:
             parser.exit(EXIT_FAILURE, f"fastnn: error: {err}\n")

@@ -1,0 +1,216 @@
+"""What this machine and installation offer fastnn: versions, CPU, threads, BLAS, caches.
+
+`gather` returns plain JSON-able data (the ``fastnn info`` command prints
+it). Nothing here compiles code or changes a setting; asking Numba for its
+thread count starts its (idle) thread pool, which is what settles the
+threading layer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import sys
+from pathlib import Path
+
+#: SIMD extensions worth reporting, oldest first, as /proc/cpuinfo names them.
+SIMD_FLAGS = ("sse2", "sse3", "ssse3", "sse4_1", "sse4_2", "avx", "avx2", "fma", "avx512f",
+              "avx512dq", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile",
+              "neon", "asimd", "sve")
+# LLVM spells a few of them differently (its host features work on every OS).
+_LLVM_NAMES = {"pni": "sse3", "sse4.1": "sse4_1", "sse4.2": "sse4_2", "avx512vnni": "avx512_vnni",
+               "avx512bf16": "avx512_bf16", "amx-tile": "amx_tile", "sve": "sve"}
+#: Numba's threading layers in the order its "default" setting tries them.
+THREADING_LAYERS = (("tbb", "tbbpool"), ("omp", "omppool"), ("workqueue", "workqueue"))
+
+
+def _version(module: str) -> str | None:
+    try:
+        return importlib.import_module(module).__version__
+    except (ImportError, AttributeError):
+        return None
+
+
+def versions() -> dict:
+    """Versions of Python, fastnn and the libraries it runs on (None if not installed)."""
+    from . import __version__
+
+    found = {"fastnn": __version__, "python": platform.python_version()}
+    for name in ("numpy", "numba", "llvmlite", "scipy", "threadpoolctl", "tqdm",
+                 "matplotlib", "PIL"):
+        found["pillow" if name == "PIL" else name] = _version(name)
+    return found
+
+
+def _cpuinfo(path: str = "/proc/cpuinfo") -> dict:
+    """The first processor's fields from /proc/cpuinfo ({} where there is none)."""
+    fields = {}
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return fields
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def simd_features(flags) -> list:
+    """The `SIMD_FLAGS` among ``flags`` (names as in /proc/cpuinfo), in that order."""
+    flags = set(flags)
+    return [flag for flag in SIMD_FLAGS if flag in flags]
+
+
+def cpu(cpuinfo_path: str = "/proc/cpuinfo") -> dict:
+    """CPU model, LLVM's name for it, and its SIMD extensions.
+
+    The flags come from /proc/cpuinfo on Linux, else from LLVM's view of the
+    host (what Numba compiles for).
+    """
+    fields = _cpuinfo(cpuinfo_path)
+    model = (fields.get("model name") or fields.get("Model") or fields.get("Hardware")
+             or platform.processor() or None)
+    flags = (fields.get("flags") or fields.get("Features") or "").split()
+    flags = [_LLVM_NAMES.get(flag, flag) for flag in flags]  # /proc/cpuinfo says pni for sse3
+    source = "/proc/cpuinfo"
+    llvm_name = None
+    try:
+        import llvmlite.binding as llvm
+
+        llvm_name = llvm.get_host_cpu_name()
+        if not flags:
+            features = llvm.get_host_cpu_features()
+            flags = [_LLVM_NAMES.get(name, name) for name, on in features.items() if on]
+            source = "llvm"
+    except (ImportError, RuntimeError):
+        pass
+    import numba
+
+    return {
+        "model": model,
+        "machine": platform.machine(),
+        "llvm_name": llvm_name,
+        # NUMBA_CPU_NAME makes cached machine code portable (e.g. "generic").
+        "numba_target": numba.config.CPU_NAME or "host",
+        "simd": simd_features(flags),
+        "simd_source": source if flags else None,
+    }
+
+
+def threads() -> dict:
+    """Thread counts: logical CPUs, CPUs this process may use, Numba's pool, BLAS pools."""
+    import numba
+    from threadpoolctl import threadpool_info
+
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count()
+    blas = [pool for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    try:
+        current = numba.get_num_threads()
+    except ValueError:  # no threading layer can load: see `threading_layer`
+        current = None
+    return {
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": usable,
+        "numba_max": numba.config.NUMBA_NUM_THREADS,
+        "numba_current": current,
+        "blas": blas[0]["num_threads"] if blas else None,
+    }
+
+
+def blas() -> list:
+    """The BLAS libraries loaded in this process (threadpoolctl's records)."""
+    from threadpoolctl import threadpool_info
+
+    keys = ("internal_api", "version", "num_threads", "threading_layer", "architecture",
+            "filepath")
+    return [{key: pool.get(key) for key in keys}
+            for pool in threadpool_info() if pool.get("user_api") == "blas"]
+
+
+def threading_layer() -> dict:
+    """Numba's threading layer: as configured, which layers can load, which one runs.
+
+    ``numba.threading_layer()`` answers only once the thread pool has started
+    (a parallel function ran, or the thread count was asked), so this starts
+    the pool first. If no layer can load, ``active`` is None and ``error``
+    says why (training on the numba backend would then fail the same way).
+    """
+    import numba
+
+    configured = numba.config.THREADING_LAYER
+    available = []
+    for name, module in THREADING_LAYERS:
+        try:
+            importlib.import_module(f"numba.np.ufunc.{module}")
+            available.append(name)
+        except ImportError:  # e.g. tbb: libtbb missing
+            continue
+    error = None
+    try:
+        numba.get_num_threads()  # starts the pool: picks the layer
+        active = numba.threading_layer()
+    except ValueError as err:
+        active, error = None, str(err).splitlines()[0]
+    return {"configured": configured, "available": available, "active": active,
+            "error": error}
+
+
+def jit_cache() -> dict:
+    """Where Numba keeps the compiled kernels of fastnn between runs.
+
+    With ``NUMBA_CACHE_DIR`` set, there; otherwise in ``__pycache__`` next to
+    the kernels' source, or (if that is not writable) in Numba's per-user
+    cache directory.
+    """
+    import numba
+    import kernels
+
+    source_dir = Path(kernels.__file__).resolve().parent
+    configured = numba.config.CACHE_DIR
+    if configured:
+        where, origin = Path(configured).expanduser(), "NUMBA_CACHE_DIR"
+    else:
+        where, origin = source_dir / "__pycache__", "next to the kernels"
+        writable = os.access(where if where.exists() else source_dir, os.W_OK)
+        if not writable:
+            from numba.misc.appdirs import AppDirs
+
+            where = Path(AppDirs(appname="numba", appauthor=False).user_cache_dir)
+            origin = "Numba's user cache (the kernels' directory is read-only)"
+    entries = list(where.rglob("numba_backend*.nbi")) if where.is_dir() else []
+    return {"dir": str(where), "origin": origin, "cached_kernels": len(entries)}
+
+
+def data() -> dict:
+    """The download cache and where full MNIST was found locally (None: not found)."""
+    from . import mnist
+
+    found = mnist.find_local()
+    return {"cache_dir": str(mnist.cache_dir()), "mnist_dir": str(found) if found else None,
+            "data_dir_env": os.environ.get(mnist.DATA_DIR_ENV) or None}
+
+
+def gather() -> dict:
+    """Everything above, as one JSON-able dict."""
+    import kernels
+
+    return {
+        "versions": versions(),
+        "platform": platform.platform(),
+        "executable": sys.executable,
+        "cpu": cpu(),
+        "threads": threads(),
+        "blas": blas(),
+        "numba_threading_layer": threading_layer(),
+        "jit_cache": jit_cache(),
+        "default_backend": kernels.default_backend(),
+        "data": data(),
+    }
