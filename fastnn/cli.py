@@ -442,7 +442,10 @@ def cmd_train(args) -> int:
     settings = presets.resolve(args.preset, overrides)
     digits = settings["digits"]
     digits = parse_digits(digits) if isinstance(digits, str) else tuple(digits)
-    backend = args.backend or kernels.default_backend()
+    try:
+        backend = args.backend or kernels.default_backend()
+    except ValueError as err:  # a bad $FASTNN_BACKEND
+        raise UsageError(str(err)) from None
 
     data = _load_data(args)
     try:

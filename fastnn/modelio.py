@@ -93,6 +93,8 @@ def save_model(path, net: Network, *, training: dict | None = None,
 def read_model_file(path):
     """Validate the file at ``path``; return ``(Network, meta)``."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a directory, not a model file")
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist")
     not_ours = f"{path} is not a fastnn model file"
