@@ -198,11 +198,16 @@ def read_inputs(path) -> list:
     suffix = path.suffix.lower()
     if suffix == ".npy":
         try:
+            with open(path, "rb") as file:
+                if file.read(6) != b"\x93NUMPY":
+                    raise ValueError(f"{path}: not a readable .npy file (no NumPy header)")
             return split_array(np.load(path, allow_pickle=False))
         except (OSError, EOFError) as err:
             raise ValueError(f"{path}: not a readable .npy file ({err})") from None
         except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
+            message = str(err)
+            raise ValueError(message if message.startswith(str(path)) else f"{path}: {message}"
+                             ) from None
     if suffix in IMAGE_SUFFIXES:
         if not path.is_file():
             raise ValueError(f"{path}: no such file")

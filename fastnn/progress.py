@@ -17,7 +17,9 @@ four modes:
 
 from __future__ import annotations
 
+import io
 import math
+import os
 import sys
 import time
 from typing import TextIO
@@ -36,6 +38,14 @@ def is_terminal(stream) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # no isatty, or a closed stream
         return False
+
+
+def terminal_width(stream) -> int | None:
+    """Columns of the terminal behind ``stream``; None if unknown or reported as 0."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or None
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
 
 
 def choose_mode(n_rows: int, batch_size, *, interactive: bool, quiet: bool = False) -> str:
@@ -68,10 +78,12 @@ class TrainingProgress:
     stream : where to write (default ``sys.stderr``).
     quiet : report nothing. interactive : draw bars; default: ``stream`` is a terminal.
     done_epochs : epochs already completed (a resumed run).
+    min_interval : least seconds between two redraws of a bar.
     """
 
     def __init__(self, epochs: int, n_rows: int, batch_size, *, stream: TextIO | None = None,
-                 quiet: bool = False, interactive: bool | None = None, done_epochs: int = 0):
+                 quiet: bool = False, interactive: bool | None = None, done_epochs: int = 0,
+                 min_interval: float = 0.2):
         self.stream = sys.stderr if stream is None else stream
         if interactive is None:
             interactive = is_terminal(self.stream)
@@ -79,14 +91,19 @@ class TrainingProgress:
         self.epochs = epochs
         self.epoch = done_epochs + 1  # the epoch under way
         self.every = max(1, math.ceil(epochs / MAX_LINES))
+        self.min_interval = min_interval
         self._bar = None
         if self.mode == "run":
             self._bar = self._new_bar(total=epochs, initial=done_epochs, desc="training",
                                       unit="epoch")
 
     def _new_bar(self, **options) -> tqdm:
-        return tqdm(file=self.stream, leave=True, dynamic_ncols=True, mininterval=0.2,
-                    **options)
+        # A terminal that reports no size (a bare pty) would get empty bars:
+        # draw them 100 columns wide instead of following the window.
+        sized = terminal_width(self.stream) is not None
+        fixed = {} if sized else {"ncols": 100, "nrows": 24}
+        return tqdm(file=self.stream, leave=True, dynamic_ncols=sized,
+                    mininterval=self.min_interval, **fixed, **options)
 
     # --- the two hooks of `fit` ----------------------------------------------------
 
@@ -94,12 +111,14 @@ class TrainingProgress:
                     n_correct: int) -> None:
         if self.mode != "bars":
             return
-        if self._bar is None:
-            self._bar = self._new_bar(total=rows_total, unit="row", unit_scale=True,
+        running = f"loss {loss_sum / rows_done:.4f}, acc {n_correct / rows_done:.2%}"
+        if self._bar is None:  # the epoch's first report: its first chunk is done
+            self._bar = self._new_bar(total=rows_total, initial=rows_done, postfix=running,
+                                      unit="row", unit_scale=True,
                                       desc=f"epoch {self.epoch:>{len(str(self.epochs))}}"
                                            f"/{self.epochs}")
-        self._bar.set_postfix_str(f"loss {loss_sum / rows_done:.4f}, "
-                                  f"acc {n_correct / rows_done:.2%}", refresh=False)
+            return
+        self._bar.set_postfix_str(running, refresh=False)
         self._bar.update(rows_done - self._bar.n)
 
     def on_epoch_end(self, record: EpochRecord, history=None) -> None:
