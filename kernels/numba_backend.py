@@ -629,6 +629,22 @@ def _update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
 
 
 @jit
+def _learn_block(t, n_blocks, lo, hi, n_layers, weights, biases, acts, deltas, grad_w, grad_b,
+                 idx, val, offsets, bounds, touched, touched_list, n_touched,
+                 deltas_finite, x, order, start, update, lr, weights_finite):
+    """Phase 2 for the tile of batch rows lo..hi, then phase 3 if ``update`` (last tile).
+
+    Both touch only block t's weights, so one thread can run them back to back.
+    """
+    _accumulate_block(t, n_blocks, lo, hi, lo, n_layers, acts, deltas, grad_w, grad_b,
+                      idx, val, offsets, bounds, touched, touched_list, n_touched,
+                      deltas_finite, x, order, start)
+    if update:
+        _update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
+                      bounds, touched, touched_list, n_touched, weights_finite)
+
+
+@jit
 def _update_one_row(n_layers, weights, biases, acts, deltas, lr, x_row, idx, val, count,
                     deltas_finite, weights_finite):
     """Phases 2 and 3 fused for a batch of one row (batch row 0): no gradient buffers.
@@ -740,16 +756,15 @@ def _train_epoch_serial(n_layers, weights, biases, x, y, order, batch_size, lr,
                 loss += row_loss[s]
                 hits += row_hit[s]
                 deltas_finite = deltas_finite and row_finite[s] == 1
+            if not np.isfinite(loss):  # row losses are >= 0: the batch's is not finite
+                break
             for t in range(n_blocks):
-                _accumulate_block(t, n_blocks, lo, hi, lo, n_layers, acts, deltas, grad_w,
-                                  grad_b, idx, val, offsets, bounds,
-                                  touched, touched_list, n_touched,
-                                  deltas_finite, x, order, start)
+                _learn_block(t, n_blocks, lo, hi, n_layers, weights, biases, acts, deltas,
+                             grad_w, grad_b, idx, val, offsets, bounds,
+                             touched, touched_list, n_touched, deltas_finite, x, order, start,
+                             hi == m, step, weights_finite)
         if not np.isfinite(loss):
             break
-        for t in range(n_blocks):
-            _update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, step,
-                          bounds, touched, touched_list, n_touched, weights_finite)
         for t in range(n_blocks):
             skip_zeros = skip_zeros and weights_finite[t] == 1
         loss_sum += loss
@@ -764,9 +779,10 @@ def _train_epoch_parallel(n_layers, weights, biases, x, y, order, batch_size, lr
     """The epoch loop of `train_epoch`, each phase split into blocks over threads.
 
     For each batch, for each tile of at most ``len(idx)`` rows: phase 1 (rows
-    split over blocks) then phase 2 (weights split over blocks); then, unless
-    the batch loss (summed in the arrays' dtype, like the reference) is not
-    finite, phase 3. ``len(bounds) - 1`` is the number of blocks. Zero inputs
+    split over blocks), then, unless the batch loss so far (summed in the
+    arrays' dtype, like the reference) is not finite, phase 2 (weights split
+    over blocks) and after the last tile phase 3 in the same threaded loop.
+    ``len(bounds) - 1`` is the number of blocks. Zero inputs
     are skipped while the weights (forward) and deltas (gradient) are finite.
     """
     zs, acts, deltas, grad_w, grad_b = ws
@@ -801,16 +817,15 @@ def _train_epoch_parallel(n_layers, weights, biases, x, y, order, batch_size, lr
                 loss += row_loss[s]
                 hits += row_hit[s]
                 deltas_finite = deltas_finite and row_finite[s] == 1
+            if not np.isfinite(loss):  # row losses are >= 0: the batch's is not finite
+                break
             for t in prange(n_blocks):
-                _accumulate_block(t, n_blocks, lo, hi, lo, n_layers, acts, deltas, grad_w,
-                                  grad_b, idx, val, offsets, bounds,
-                                  touched, touched_list, n_touched,
-                                  deltas_finite, x, order, start)
+                _learn_block(t, n_blocks, lo, hi, n_layers, weights, biases, acts, deltas,
+                             grad_w, grad_b, idx, val, offsets, bounds,
+                             touched, touched_list, n_touched, deltas_finite, x, order, start,
+                             hi == m, step, weights_finite)
         if not np.isfinite(loss):
             break
-        for t in prange(n_blocks):
-            _update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, step,
-                          bounds, touched, touched_list, n_touched, weights_finite)
         for t in range(n_blocks):
             skip_zeros = skip_zeros and weights_finite[t] == 1
         loss_sum += loss
