@@ -23,7 +23,7 @@ import kernels
 from . import __version__, mnist, presets
 from . import bench, images, info, metrics, plots, progress
 from ._extras import MissingExtra
-from .data import ALL_DIGITS, make_task, parse_digits
+from .data import ALL_DIGITS, N_PIXELS, check_digits, make_task, parse_digits
 from .modelio import ModelFileError, load_model, read_checkpoint, save_model
 from .network import DTYPES, INITS, Network
 from .train import TrainingDiverged, TrainingInterrupted, fit
@@ -567,8 +567,21 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _check_mnist_model(net, path) -> None:
+    """Fail in one line if ``net`` cannot classify MNIST digits."""
+    if net.sizes[0] != N_PIXELS:
+        raise Failure(f"{path} takes {net.sizes[0]} inputs, but MNIST images have {N_PIXELS} "
+                      "pixels: it is not a model of MNIST digits")
+    try:
+        check_digits(net.classes)
+    except ValueError:
+        raise Failure(f"{path} predicts the classes {net.classes}; fastnn evaluates models of "
+                      "all ten digits or of a digit pair") from None
+
+
 def cmd_evaluate(args) -> int:
     net = load_model(args.model)
+    _check_mnist_model(net, args.model)
     data = _load_data(args)
     task = make_task(data, net.classes, val_size=0, dtype=net.dtype)
     predicted = net.predict(task.x_test)
