@@ -115,7 +115,7 @@ def border(image: np.ndarray) -> np.ndarray:
 
 
 def ink(image) -> np.ndarray:
-    """Light-on-dark ink in [0, 1] (h, w): grey, inverted if the border is light, background removed.
+    """Light-on-dark ink (h, w) in [0, 1]: grey, inverted if the border is light, background gone.
 
     Raises `ValueError` when nothing stands out from the background.
     """
