@@ -472,8 +472,9 @@ def cmd_train(args) -> int:
     args.dtype = args.dtype or "float32"
     _check_output(args.save, "--save")
     _check_output(args.metrics_json, "--metrics-json")
-    if args.plot_dir:
-        plots.check_available("--plot-dir")  # before training, not after it
+    if args.plot_dir:  # before training, not after it
+        plots.check_available("--plot-dir")
+        plots.prepare_directory(args.plot_dir)
     overrides = {"digits": args.digits, "layers": args.layers, "hidden": args.hidden,
                  "batch_size": args.batch_size, "lr": args.lr, "epochs": args.epochs,
                  "init": args.init}

@@ -32,6 +32,19 @@ def check_available(purpose: str = "plotting") -> None:
     require("matplotlib.figure", "plots", purpose)
 
 
+def prepare_directory(directory) -> Path:
+    """Create ``directory`` (and its parents) for plots, or raise `ValueError` saying why not."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"plot directory {directory} is a file, not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create the plot directory {directory}: "
+                         f"{err.strerror or err}") from None
+    return directory
+
+
 def _figure(width: float, height: float):
     figure = require("matplotlib.figure", "plots", "plotting")
     return figure.Figure(figsize=(width, height), dpi=DPI, layout="constrained")
@@ -225,8 +238,7 @@ def write_training_plots(directory, history, net, x_test, labels_test) -> list:
     """
     from .metrics import confusion_matrix
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = prepare_directory(directory)
     predicted = net.predict(x_test)
     matrix = confusion_matrix(labels_test, predicted, net.classes)
     return [

@@ -140,3 +140,14 @@ def test_without_matplotlib_samples_gives_the_hint(tmp_path):
                                     cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert 'pip install "fastnn[plots]"' in result.stderr.strip().splitlines()[-1]
+
+
+def test_an_unusable_plot_dir_fails_before_training(tmp_path):
+    (tmp_path / "taken").write_text("")
+    result = subprocess.run([sys.executable, "-m", "fastnn", "train", *QUICK, "--plot-dir",
+                             str(tmp_path / "taken")], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "epoch" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"fastnn: error: plot directory {tmp_path / 'taken'} is a file, not a directory")
