@@ -580,7 +580,7 @@ def _check_mnist_model(net, path) -> None:
                       "all ten digits or of a digit pair") from None
 
 
-def cmd_evaluate(args) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> int:
     net = load_model(args.model)
     _check_mnist_model(net, args.model)
     data = _load_data(args)
@@ -603,7 +603,7 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_predict(args) -> int:
+def cmd_predict(args: argparse.Namespace) -> int:
     net = load_model(args.model)
     results = images.classify_files(net, args.files, top=args.top,
                                     preprocess=not args.no_preprocess)
@@ -618,7 +618,7 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def cmd_samples(args) -> int:
+def cmd_samples(args: argparse.Namespace) -> int:
     plots.check_available("fastnn samples")
     data = _load_data(args)
     pixels, labels = ((data.train_images, data.train_labels) if args.split == "train"
@@ -631,7 +631,8 @@ def cmd_samples(args) -> int:
     return 0
 
 
-def _info_lines(report: dict) -> list:
+def _info_lines(report: dict) -> list[tuple[str, str | None]]:
+    """(label, value) pairs for `cmd_info`; the first is the heading (value None)."""
     versions = dict(report["versions"])
     head = f"fastnn {versions.pop('fastnn')} on Python {versions.pop('python')}"
     optional = {"matplotlib": "plots", "pillow": "images"}
@@ -668,7 +669,7 @@ def _info_lines(report: dict) -> list:
     ]
 
 
-def cmd_info(args) -> int:
+def cmd_info(args: argparse.Namespace) -> int:
     report = info.gather()
     if args.json:
         print(json.dumps(report, indent=2))
