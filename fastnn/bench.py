@@ -533,6 +533,7 @@ def run(data: Data, settings: Settings, progress=None) -> dict:
     impls, notes = available_impls(settings.impls)
     notes = list(settings.notes) + notes
 
+    load_before = _load_average()
     result = {"schema_version": SCHEMA_VERSION, "dataset": data.source, "origin": data.origin,
               "n_train": int(data.x.shape[0]), "n_test": int(data.x_test.shape[0]),
               "quick": settings.quick, "threads": settings.threads, "repeat": settings.repeat,
@@ -555,7 +556,16 @@ def run(data: Data, settings: Settings, progress=None) -> dict:
     _derive(records, result["gemm"]["gflops"])
     result["records"] = records
     result["environment"] = environment(settings.threads)
+    result["load_average"] = {"start": load_before, "end": _load_average()}
     return result
+
+
+def _load_average():
+    """The 1-minute load average (None where the OS has none): other work on the cores."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def plot_records(result: dict) -> tuple:
@@ -623,6 +633,12 @@ def format_report(result: dict) -> str:
            else "") + ")"
         for impl, w in result["warmup"].items())
     lines.append(f"warm-up, not in the timings: {warm}")
+    load = result.get("load_average") or {}
+    if load.get("start") is not None and load.get("end") is not None:
+        busy = max(load["start"], load["end"]) > 0.5 * env["thread_counts"]["cpu_count"]
+        lines.append(f"load average (1 min): {load['start']:.2f} at the start, {load['end']:.2f} "
+                     f"at the end" + ("; other processes were competing for the cores, so "
+                                      "threaded timings may be inflated" if busy else ""))
     for note in result["notes"]:
         lines.append(f"note: {note}")
 
