@@ -93,9 +93,6 @@ class TrainingProgress:
         self.every = max(1, math.ceil(epochs / MAX_LINES))
         self.min_interval = min_interval
         self._bar = None
-        if self.mode == "run":
-            self._bar = self._new_bar(total=epochs, initial=done_epochs, desc="training",
-                                      unit="epoch")
 
     def _new_bar(self, **options) -> tqdm:
         # A terminal that reports no size (a bare pty) would get empty bars:
@@ -127,6 +124,10 @@ class TrainingProgress:
             if record.epoch % self.every == 0 or record.epoch in (1, self.epochs):
                 print(epoch_line(record, self.epochs), file=self.stream, flush=True)
         elif self.mode == "run":
+            if self._bar is None:  # drawn once the first epoch is done, like the epoch bars
+                self._bar = self._new_bar(total=self.epochs, initial=record.epoch - 1,
+                                          desc="training", unit="epoch")
+                self._bar.start_t = time.time() - record.seconds
             self._bar.set_postfix_str(self._metrics(record), refresh=False)
             self._bar.update(1)
         elif self.mode == "bars" and self._bar is not None:

@@ -79,9 +79,11 @@ def test_a_resumed_run_counts_from_its_checkpoint():
         progress.on_progress(8192, 54_000, 100.0, 5000)
     assert "epoch  8/10" in stream.getvalue()
     stream = Terminal()
-    with TrainingProgress(10, 54_000, "full", stream=stream, done_epochs=7):
-        pass
-    assert "7/10" in stream.getvalue()
+    with TrainingProgress(10, 54_000, "full", stream=stream, done_epochs=7) as progress:
+        assert stream.getvalue() == ""  # no bar before an epoch is done
+        progress.on_epoch_end(record(8))
+    assert stream.getvalue().split("\r")[-1].startswith("training:  80%|")
+    assert "8/10" in stream.getvalue()
 
 
 @pytest.mark.parametrize("epochs", [3, 20, 21, 100, 1000])
