@@ -94,10 +94,14 @@ def grid_shape(count: int, max_columns: int = 10) -> tuple:
     return math.ceil(count / columns), columns
 
 
-def grid_pixels(count: int, max_columns: int = 10) -> tuple:
-    """(width, height) in pixels of `plot_digit_grid`'s PNG for ``count`` images."""
+def grid_pixels(count: int, max_columns: int = 10, title: str = "") -> tuple:
+    """(width, height) in pixels of `plot_digit_grid`'s PNG for ``count`` images.
+
+    Wide enough for the title too (about 0.09 inch per character at 11 points).
+    """
     rows, columns = grid_shape(count, max_columns)
-    return round(columns * CELL[0] * DPI), round((rows * CELL[1] + 0.4) * DPI)
+    width = max(columns * CELL[0], 0.09 * len(title) + 0.4 if title else 0)
+    return round(width * DPI), round((rows * CELL[1] + 0.4) * DPI)
 
 
 def plot_digit_grid(images, titles: Sequence[str], path, *, title: str = "",
@@ -116,7 +120,7 @@ def plot_digit_grid(images, titles: Sequence[str], path, *, title: str = "",
     images = images.reshape(count, 28, 28)
     vmax = 255 if images.dtype == np.uint8 else 1.0
     rows, columns = grid_shape(count, max_columns)
-    width, height = grid_pixels(count, max_columns)
+    width, height = grid_pixels(count, max_columns, title)
     fig = _figure(width / DPI, height / DPI)
     axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
     for i, ax in enumerate(axes):

@@ -151,3 +151,13 @@ def test_an_unusable_plot_dir_fails_before_training(tmp_path):
     assert "epoch" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"fastnn: error: plot directory {tmp_path / 'taken'} is a file, not a directory")
+
+
+def test_a_grid_of_one_digit_is_still_wide_enough_for_its_title(tmp_path):
+    x = np.zeros((3, 784), np.float32)
+    path = plots.plot_misclassified(x, [0, 1, 2], [1, 1, 2], tmp_path / "one.png")
+    title = "1 of 3 test images misclassified"
+    assert png_size(path) == plots.grid_pixels(1, title=title) == (328, 175)
+    ink = pixels(path)[:40, :, :3].min(axis=2) < 0.5  # the title's dark pixels
+    columns = np.flatnonzero(ink.any(axis=0))
+    assert columns.size and columns[0] > 0 and columns[-1] < 327  # not cut at either side
