@@ -2,7 +2,6 @@
 
 import io
 import os
-import pty
 import subprocess
 import sys
 import time
@@ -142,7 +141,10 @@ def test_fit_drives_the_bars_through_its_hooks(small_xy):
         assert f"loss {epoch.loss:.4f}, train {epoch.train_accuracy:.2%}]" in final
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
 def test_the_cli_draws_bars_on_a_terminal_and_lines_elsewhere(tmp_path):
+    import pty
+
     args = [sys.executable, "-m", "fastnn", "train", "--data", "sample", "--backend", "numpy",
             "--layers", "16", "--epochs", "2", "--batch-size", "1"]
     env = {**os.environ, "COLUMNS": "120"}
