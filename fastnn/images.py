@@ -48,10 +48,11 @@ def to_unit(pixels) -> np.ndarray:
         a = a.astype(np.float64)
         if not np.isfinite(a).all():
             raise ValueError("pixel values contain NaN or infinity")
-        if a.size and (a.min() < 0 or a.max() > 1):
+        slack = 1e-6  # rounding in the caller's own scaling is not an error
+        if a.size and (a.min() < -slack or a.max() > 1 + slack):
             raise ValueError(f"float pixel values must lie in [0, 1], got {a.min():g} to "
                              f"{a.max():g} (divide 0-255 values by 255, or save them as uint8)")
-        return a
+        return np.clip(a, 0, 1)
     raise ValueError(f"pixel dtype {a.dtype} is not supported: use uint8 (0-255) or "
                      "float (0-1)")
 

@@ -111,6 +111,13 @@ def test_resampling_preserves_constant_images_and_averages_when_shrinking():
     assert np.allclose(halved, 0.5, atol=0.02)
 
 
+def test_float_pixels_may_overshoot_by_rounding_only():
+    scaled = (np.arange(784, dtype=np.float64).reshape(28, 28) % 256) / 255 * (1 + 1e-9)
+    assert images.to_unit(scaled).max() == 1.0
+    with pytest.raises(ValueError, match="must lie in"):
+        images.to_unit(np.full((2, 2), 1.001))
+
+
 @pytest.mark.parametrize("bad,message", [
     (np.zeros((28, 28), np.uint8), "no digit found"),
     (np.full((28, 28), 1.5), "must lie in [0, 1]"),
