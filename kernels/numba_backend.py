@@ -473,6 +473,7 @@ def forward(weights, biases, x, hidden, output, zs, activations):
     entry of ``activations`` receives the output probabilities.
     """
     n_layers = _check_layers(weights, biases, x)
+    x = np.ascontiguousarray(x)
     n, n_in = x.shape
     n_blocks = max(1, min(numba.get_num_threads(), n // PARALLEL_MIN_BATCH))
     weights, biases, zs, activations = _pad(n_layers, weights, biases, zs, activations)
@@ -900,7 +901,11 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
     first batch whose loss is not finite: then ``n_steps`` is that batch's index.
     """
     n_layers = _check_layers(weights, biases, x)
-    order = np.asarray(order, dtype=np.int64)
+    if y.dtype != x.dtype:
+        raise ValueError(f"numba backend: y must have x's dtype {x.dtype}, got {y.dtype}")
+    # Contiguous copies only if needed, so that one compiled signature serves.
+    x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
+    order = np.ascontiguousarray(order, dtype=np.int64)
     batch_size = int(batch_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")

@@ -414,6 +414,10 @@ def test_parameters_of_another_dtype_are_refused():
     weights, biases = network(rng, sizes, np.float64)
     with pytest.raises(ValueError, match="float32"):
         run_epoch(comp, weights, biases, x, y, np.arange(8), 4, 0.1, RELU, output)
+    weights, biases = network(rng, sizes, np.float32)
+    with pytest.raises(ValueError, match="float32"):
+        run_epoch(comp, weights, biases, x, y.astype(np.float64), np.arange(8), 4, 0.1, RELU,
+                  output)
 
 
 def test_warmup_reports_compile_work(compiled):
