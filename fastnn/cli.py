@@ -100,6 +100,16 @@ def _val_size(text: str):
     return value if value < 1 else int(value)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds >= 0")
+    return value
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -207,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "checkpoint's configuration and data; model and training flags "
                              "may only repeat the stored values (a contradiction is an error). "
                              "Saves back to CHECKPOINT unless --save names another file")
+    output.add_argument("--checkpoint-every", type=_seconds, default=60.0, metavar="SECONDS",
+                        help="with --save, also write the checkpoint after any epoch that ends "
+                             "this long after the last write, so that even a killed run keeps "
+                             "its progress (default: 60; 0: after every epoch)")
     output.add_argument("--metrics-json", metavar="PATH",
                         help="write the run's metrics as JSON (see README)")
     output.add_argument("--plot-dir", metavar="DIR",
@@ -240,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "or float 0-1.")
     predict.add_argument("model", metavar="MODEL", help="model file written by 'train --save'")
     predict.add_argument("files", metavar="FILE", nargs="+", help="images or .npy arrays")
-    predict.add_argument("--top", type=_positive_int, default=3,
+    predict.add_argument("--top", type=_positive_int, default=3, metavar="N",
                          help="how many classes to show per input (default: 3; binary "
                               "models have 2)")
     predict.add_argument("--no-preprocess", action="store_true",
@@ -254,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Draw randomly chosen digits of the dataset, labelled, in a grid "
                     "(needs matplotlib: pip install \"fastnn[plots]\").")
     samples.add_argument("--out", metavar="FILE", required=True, help="PNG file to write")
-    samples.add_argument("--count", type=_positive_int, default=40,
+    samples.add_argument("--count", type=_positive_int, default=40, metavar="N",
                          help=f"how many digits (default: 40, at most {plots.MAX_SAMPLES})")
     samples.add_argument("--digits", type=_digit_set, default=ALL_DIGITS,
                          help="which digits, comma-separated like 3,5,8, or 'all' (default)")
@@ -449,6 +463,26 @@ def _restore_config(args):
     return stored_net, history
 
 
+class _Checkpoints:
+    """Writes the --save checkpoint during training, at most every --checkpoint-every seconds."""
+
+    def __init__(self, args, net, config, then=None):
+        self.args, self.net, self.config, self.then = args, net, config, then
+        self.last_write = time.monotonic()
+        self.saved_epoch = None  # the epoch of the last checkpoint written by this run
+
+    def on_epoch_end(self, record, history) -> None:
+        if self.then is not None:
+            self.then(record, history)
+        due = time.monotonic() - self.last_write >= self.args.checkpoint_every
+        # The last epoch is saved by the normal end of the run, with its test score known.
+        if self.args.save and due and record.epoch < self.config["epochs"]:
+            _save_undisturbed(self.args.save, self.net, training=history.state(),
+                              config=self.config)
+            self.last_write = time.monotonic()
+            self.saved_epoch = record.epoch
+
+
 def _interrupted(args, net, history, config) -> int:
     """Save the last completed epoch (with --save), print one line, return 130 or 143."""
     code, name = _stop_signal()
@@ -519,27 +553,35 @@ def cmd_train(args) -> int:
     reporter = progress.TrainingProgress(settings["epochs"], len(task.x_train),
                                          settings["batch_size"], quiet=args.quiet,
                                          done_epochs=len(resume.epochs) if resume else 0)
+    checkpoints = _Checkpoints(args, net, config, then=reporter.on_epoch_end)
     started = time.perf_counter()
     try:
         with reporter:
             history = fit(net, task.x_train, task.labels_train, epochs=settings["epochs"],
                           batch_size=settings["batch_size"], lr=settings["lr"], backend=backend,
                           seed=args.seed, validation=validation,
-                          on_epoch_end=reporter.on_epoch_end, on_progress=reporter.on_progress,
+                          on_epoch_end=checkpoints.on_epoch_end, on_progress=reporter.on_progress,
                           resume=resume)
     except ValueError as err:
         raise UsageError(str(err)) from None
     except TrainingInterrupted as stop:
         return _interrupted(args, net, stop.history, config)
     except TrainingDiverged as err:
-        kept = f" {args.save} was left as it was." if args.save and args.resume else (
-            " No model was saved." if args.save else "")
+        if not args.save:
+            kept = ""
+        elif checkpoints.saved_epoch is not None:
+            kept = (f" {args.save} holds the checkpoint of epoch {checkpoints.saved_epoch}, "
+                    "saved before the divergence.")
+        elif args.resume:
+            kept = f" {args.save} was left as it was."
+        else:
+            kept = " No model was saved."
         raise Failure(f"{err}{kept}") from None
     total_seconds = time.perf_counter() - started
+    if args.save:  # first: a signal from now on must not cost the trained model
+        _save_undisturbed(args.save, net, training=history.state(), config=config)
     test_accuracy = net.score(task.x_test, task.labels_test)
 
-    if args.save:
-        save_model(args.save, net, training=history.state(), config=config)
     if args.metrics_json:
         metrics = {
             "fastnn_version": __version__,
