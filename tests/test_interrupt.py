@@ -117,6 +117,22 @@ def test_a_signalled_run_saves_a_checkpoint_and_resumes_to_the_same_parameters(
     assert final_meta["training"]["rng_state"] == reference_meta["training"]["rng_state"]
 
 
+def test_even_a_killed_run_keeps_its_last_checkpoint_and_resumes_exactly(tmp_path,
+                                                                         uninterrupted):
+    run = Training([*RUN, "--epochs", str(EPOCHS), "--save", "ck.npz", "--checkpoint-every", "0"],
+                   cwd=tmp_path)
+    run.wait_for(r"epoch\s+2/")
+    run.proc.send_signal(signal.SIGKILL)  # no handler, no clean-up: only what is on disk counts
+    returncode, _, _ = run.finish()
+    assert returncode == -signal.SIGKILL
+    done = len(read_checkpoint(tmp_path / "ck.npz")[2].epochs)
+    assert 1 <= done < EPOCHS
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".tmp")] == ["ck.npz"]
+    resumed = cli("train", "--resume", "ck.npz", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert same_parameters(read_model_file(tmp_path / "ck.npz")[0], uninterrupted[0])
+
+
 def test_without_save_an_interrupted_run_says_nothing_was_saved(tmp_path):
     run = Training([*RUN, "--epochs", "50"], cwd=tmp_path)
     run.wait_for(r"epoch\s+1/")
@@ -178,6 +194,44 @@ def test_divergence_exits_1_with_one_line_and_saves_nothing(tmp_path):
                         r"Try a smaller learning rate than 1e\+30\. No model was saved\.", last)
     assert result.stdout == ""
     assert list(tmp_path.iterdir()) == []
+
+
+def test_divergence_after_a_checkpoint_says_what_the_file_holds(tmp_path, monkeypatch, capsys):
+    import fastnn.cli
+    from fastnn.train import TrainingDiverged
+
+    def diverging_fit(net, x, labels, **options):
+        history = fit(net, x, labels, **{**options, "epochs": 2})
+        raise TrainingDiverged(3, 17, options["lr"], history)
+
+    monkeypatch.setattr(fastnn.cli, "fit", diverging_fit)
+    path = tmp_path / "m.npz"
+    with pytest.raises(SystemExit) as stop:
+        main([*QUICK, "--epochs", "3", "--save", str(path), "--checkpoint-every", "0"])
+    assert stop.value.code == 1
+    assert capsys.readouterr().err.endswith(
+        f"Try a smaller learning rate than 0.1. {path} holds the checkpoint of epoch 2, saved "
+        "before the divergence.\n")
+    assert len(read_checkpoint(path)[2].epochs) == 2
+
+
+def test_checkpoints_are_written_only_as_often_as_asked(tmp_path, monkeypatch):
+    import fastnn.cli
+
+    written = []
+    real_save = fastnn.cli.save_model
+
+    def save(path, net, **fields):
+        written.append(len(fields["training"]["epochs"]))
+        return real_save(path, net, **fields)
+
+    monkeypatch.setattr(fastnn.cli, "save_model", save)
+    assert main([*QUICK, "--epochs", "4", "--save", str(tmp_path / "a.npz")]) == 0
+    assert written == [4]  # the default: at most one a minute, and a fast run ends first
+    written.clear()
+    assert main([*QUICK, "--epochs", "4", "--save", str(tmp_path / "b.npz"),
+                 "--checkpoint-every", "0"]) == 0
+    assert written == [1, 2, 3, 4]
 
 
 # --- resume and its rules, in process ------------------------------------------------------
