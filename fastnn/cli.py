@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="which digits, comma-separated like 3,5,8, or 'all' (default)")
     samples.add_argument("--split", choices=("train", "test"), default="train",
                          help="draw from the training or the test images (default: train)")
-    samples.add_argument("--seed", type=int, default=0,
+    samples.add_argument("--seed", type=_seed, default=0,
                          help="chooses which images are drawn (default: 0)")
     _add_data_options(samples)
     samples.set_defaults(handler=cmd_samples)
@@ -662,6 +662,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_samples(args: argparse.Namespace) -> int:
     plots.check_available("fastnn samples")
+    _check_output(args.out, "--out")
     data = _load_data(args)
     pixels, labels = ((data.train_images, data.train_labels) if args.split == "train"
                       else (data.test_images, data.test_labels))

@@ -161,6 +161,8 @@ CASES = [
     ("val-fraction-count", ["train", "--val-size", "2.5"], USAGE, "'2.5' must be a count >= 0"),
     ("val-everything", ["train", *QUICK, "--val-size", "10000"], USAGE,
      "validation size 10000 leaves no training data (10000 rows in the task)"),
+    ("samples-seed", ["samples", "--out", "x.png", "--seed=-2"], USAGE,
+     "argument --seed: '-2' must be an integer >= 0"),
     # output paths are checked before training, not after it
     ("save-no-dir", ["train", *QUICK, "--save", "{d}/nowhere/m.npz"], USAGE,
      "--save {d}/nowhere/m.npz: directory {d}/nowhere does not exist"),
