@@ -26,21 +26,21 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from .train import _ROWS_PER_CALL, EpochRecord, resolve_batch_size
+from .train import _ROWS_PER_CALL, EpochRecord, History, resolve_batch_size
 
 MODES = ("bars", "run", "lines", "off")
 #: Most epoch lines the "lines" mode prints for a long run (plus the last one).
 MAX_LINES = 20
 
 
-def is_terminal(stream) -> bool:
+def is_terminal(stream: TextIO) -> bool:
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # no isatty, or a closed stream
         return False
 
 
-def terminal_width(stream) -> int | None:
+def terminal_width(stream: TextIO) -> int | None:
     """Columns of the terminal behind ``stream``; None if unknown or reported as 0."""
     try:
         return os.get_terminal_size(stream.fileno()).columns or None
@@ -48,7 +48,7 @@ def terminal_width(stream) -> int | None:
         return None
 
 
-def choose_mode(n_rows: int, batch_size, *, interactive: bool, quiet: bool = False) -> str:
+def choose_mode(n_rows: int, batch_size: int | str, *, interactive: bool, quiet: bool = False) -> str:
     """The mode for a run over ``n_rows`` training rows (see the module docstring)."""
     if quiet:
         return "off"
@@ -81,7 +81,7 @@ class TrainingProgress:
     min_interval : least seconds between two redraws of a bar.
     """
 
-    def __init__(self, epochs: int, n_rows: int, batch_size, *, stream: TextIO | None = None,
+    def __init__(self, epochs: int, n_rows: int, batch_size: int | str, *, stream: TextIO | None = None,
                  quiet: bool = False, interactive: bool | None = None, done_epochs: int = 0,
                  min_interval: float = 0.2):
         self.stream = sys.stderr if stream is None else stream
@@ -118,7 +118,7 @@ class TrainingProgress:
         self._bar.set_postfix_str(running, refresh=False)
         self._bar.update(rows_done - self._bar.n)
 
-    def on_epoch_end(self, record: EpochRecord, history=None) -> None:
+    def on_epoch_end(self, record: EpochRecord, history: History | None = None) -> None:
         self.epoch = record.epoch + 1
         if self.mode == "lines":
             if record.epoch % self.every == 0 or record.epoch in (1, self.epochs):
