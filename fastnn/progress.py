@@ -48,7 +48,8 @@ def terminal_width(stream: TextIO) -> int | None:
         return None
 
 
-def choose_mode(n_rows: int, batch_size: int | str, *, interactive: bool, quiet: bool = False) -> str:
+def choose_mode(n_rows: int, batch_size: int | str, *, interactive: bool,
+                quiet: bool = False) -> str:
     """The mode for a run over ``n_rows`` training rows (see the module docstring)."""
     if quiet:
         return "off"
@@ -81,7 +82,8 @@ class TrainingProgress:
     min_interval : least seconds between two redraws of a bar.
     """
 
-    def __init__(self, epochs: int, n_rows: int, batch_size: int | str, *, stream: TextIO | None = None,
+    def __init__(self, epochs: int, n_rows: int, batch_size: int | str, *,
+                 stream: TextIO | None = None,
                  quiet: bool = False, interactive: bool | None = None, done_epochs: int = 0,
                  min_interval: float = 0.2):
         self.stream = sys.stderr if stream is None else stream
