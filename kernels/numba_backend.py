@@ -538,6 +538,9 @@ def _accumulate_block(t, n_blocks, lo, hi, tile_start, n_layers, acts, deltas, g
     d0 = deltas[0]
     m0 = g0.shape[1]
     base = bounds[t]
+    # A local count, written back once: n_touched[t] shares a cache line
+    # with the other blocks' counts, and threads would fight over it.
+    count = n_touched[t]
     if skip_zeros:
         for r in range(lo, hi):
             s = r - tile_start
@@ -546,22 +549,23 @@ def _accumulate_block(t, n_blocks, lo, hi, tile_start, n_layers, acts, deltas, g
                 v = val[s, p]
                 if touched[j] == 0:
                     touched[j] = 1
-                    touched_list[base + n_touched[t]] = j
-                    n_touched[t] += 1
+                    touched_list[base + count] = j
+                    count += 1
                 for c in range(m0):
                     g0[j, c] += v * d0[r, c]
     else:
         for j in range(bounds[t], bounds[t + 1]):
             if touched[j] == 0:
                 touched[j] = 1
-                touched_list[base + n_touched[t]] = j
-                n_touched[t] += 1
+                touched_list[base + count] = j
+                count += 1
         for r in range(lo, hi):
             x_row = x[order[start + r]]
             for j in range(bounds[t], bounds[t + 1]):
                 v = x_row[j]
                 for c in range(m0):
                     g0[j, c] += v * d0[r, c]
+    n_touched[t] = count
     for i in range(1, n_layers):
         g = grad_w[i]
         a = acts[i - 1]
@@ -583,9 +587,11 @@ def _accumulate_block(t, n_blocks, lo, hi, tile_start, n_layers, acts, deltas, g
         gb = grad_b[i]
         d = deltas[i]
         m = gb.shape[0]
-        for r in range(lo, hi):
-            for c in range(m * t // n_blocks, m * (t + 1) // n_blocks):
-                gb[c] += d[r, c]
+        for c in range(m * t // n_blocks, m * (t + 1) // n_blocks):
+            total = gb[c]  # summed locally: neighbouring columns belong to other blocks
+            for r in range(lo, hi):
+                total += d[r, c]
+            gb[c] = total
 
 
 @jit
