@@ -1,7 +1,8 @@
 """The ``fastnn`` command line: parses flags, calls the API, prints.
 
 Exit codes: 0 success, 1 failure (bad data or model file, divergence),
-2 usage error (a bad flag or value), 130/143 interrupted (SIGINT/SIGTERM).
+2 usage error (a bad flag or value), 130/143 interrupted (SIGINT/SIGTERM),
+141 stdout closed early (a broken pipe).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .train import TrainingDiverged, TrainingInterrupted, fit
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, like other command-line tools
 
 
 class UsageError(Exception):
@@ -768,11 +770,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with _InterruptsRaised():
         try:
-            return args.handler(args)
+            code = args.handler(args)
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+            return code
         except UsageError as err:
             parser.exit(EXIT_USAGE, f"fastnn: error: {err}\n")
         except MissingExtra as err:
             parser.exit(EXIT_FAILURE, f"fastnn: error: {err}\n")
+        except BrokenPipeError:
+            # The reader went away (``fastnn evaluate m.npz | head -1``): stop quietly, and
+            # keep Python from failing again when it flushes stdout at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_BROKEN_PIPE
         except (mnist.DataError, ModelFileError, TrainingDiverged, Failure, ValueError,
                 OSError) as err:
             parser.exit(EXIT_FAILURE, f"fastnn: error: {err}\n")

@@ -374,3 +374,12 @@ def test_bad_input_through_the_api(data, name, change, pattern):
 def test_bad_construction_and_prediction(make, pattern):
     with pytest.raises(ValueError, match=pattern):
         make()
+
+
+def test_a_closed_stdout_ends_quietly_with_141(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "fastnn", "presets"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=tmp_path)
+    proc.stdout.close()  # like `fastnn presets | head -0`: the reader is gone before we write
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141
+    assert err == b""
