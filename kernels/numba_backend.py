@@ -13,11 +13,11 @@ Two things make this backend fast beyond compiling the loops:
   once per epoch, not per batch or per sample.
 * Zero inputs are skipped. About 80% of MNIST pixels are 0, and a zero
   input adds nothing to ``x @ w`` nor to ``x.T @ delta``; the first layer
-  compresses each input row to its nonzero
-  (index, value) pairs once and runs both products over those only. This is
-  exact, not an approximation: skipping is switched off whenever the other
-  factor (the weights, or the deltas) holds an inf or NaN, because there the
-  reference computes ``0 * inf = nan`` and so must we.
+  compresses each input row to its nonzero (index, value) pairs once and
+  runs both products over those only. This is exact, not an approximation:
+  skipping is switched off whenever the other factor (the weights, or the
+  deltas) holds an inf or NaN, because there the reference computes
+  ``0 * inf = nan`` and so must we.
 
 Loops run over contiguous rows of ``w`` (k, m) so that their bodies vectorise.
 Batches of `PARALLEL_MIN_BATCH` rows or more are split over Numba's threads
