@@ -486,27 +486,28 @@ def forward(weights, biases, x, hidden, output, zs, activations):
 # --- training: the three phases of one step -------------------------------------------
 
 @jit
-def _rows_forward_backward(lo, hi, tile_start, start, n_layers, weights, biases, x, y, order,
+def _rows_forward_backward(lo, hi, start, n_layers, weights, biases, x, y, order,
                            hidden, output, scale, zs, acts, deltas, idx, val, offsets, bounds,
                            skip_zeros, row_loss, row_hit, row_finite):
-    """Phase 1 for batch rows lo..hi: forward, loss, and the delta of every layer.
+    """Phase 1 for rows lo..hi of a tile: forward, loss, and the delta of every layer.
 
-    Batch row r is data row ``order[start + r]``; its compressed input goes to
-    row ``r - tile_start`` of the tile scratch (idx, val, offsets), its loss,
-    hit, and whether its first-layer delta is finite to ``row_loss``,
-    ``row_hit`` and ``row_finite`` at the same place.
+    Tile row r is data row ``order[start + r]``. Its activations and deltas
+    go to row r of the workspace buffers, its compressed input to row r of
+    the tile scratch (idx, val, offsets), its loss, hit, and whether its
+    first-layer delta is finite to ``row_loss[r]``, ``row_hit[r]`` and
+    ``row_finite[r]``. Every tile reuses the leading rows of the buffers, so
+    even a full-batch step works in cache-sized pieces.
     """
     last = n_layers - 1
     for r in range(lo, hi):
-        s = r - tile_start
         row = order[start + r]
         _forward_row(x[row], r, n_layers, weights, biases, hidden, output, zs, acts,
-                     idx[s], val[s], offsets[s], bounds, skip_zeros)
+                     idx[r], val[r], offsets[r], bounds, skip_zeros)
         if output == SOFTMAX:
-            row_loss[s] = _softmax_cross_entropy_row(zs[last][r], y[row])
+            row_loss[r] = _softmax_cross_entropy_row(zs[last][r], y[row])
         else:
-            row_loss[s] = _sigmoid_cross_entropy_row(zs[last][r], y[row])
-        row_hit[s] = 1 if _correct_row(acts[last][r], y[row]) else 0
+            row_loss[r] = _sigmoid_cross_entropy_row(zs[last][r], y[row])
+        row_hit[r] = 1 if _correct_row(acts[last][r], y[row]) else 0
         _output_delta_row(acts[last][r], y[row], scale, deltas[last][r])
         for i in range(last, 0, -1):
             # The gradient at layer i-1's output, times the activation's derivative.
@@ -515,14 +516,14 @@ def _rows_forward_backward(lo, hi, tile_start, start, n_layers, weights, biases,
                 _sigmoid_backward_row(acts[i - 1][r], deltas[i - 1][r], deltas[i - 1][r])
             else:
                 _relu_backward_row(zs[i - 1][r], deltas[i - 1][r], deltas[i - 1][r])
-        row_finite[s] = 1 if _all_finite(deltas[0][r]) else 0
+        row_finite[r] = 1 if _all_finite(deltas[0][r]) else 0
 
 
 @jit
-def _accumulate_block(t, n_blocks, lo, hi, tile_start, n_layers, acts, deltas, grad_w, grad_b,
+def _accumulate_block(t, n_blocks, lo, hi, n_layers, acts, deltas, grad_w, grad_b,
                       idx, val, offsets, bounds, touched, touched_list, n_touched,
                       skip_zeros, x, order, start):
-    """Phase 2, block t: add batch rows lo..hi to block t of every gradient.
+    """Phase 2, block t: add tile rows lo..hi to block t of every gradient.
 
     Block t owns first-layer inputs ``bounds[t]:bounds[t+1]``, rows
     ``k*t//n_blocks : k*(t+1)//n_blocks`` of the other layers' grad_w, and the
@@ -543,10 +544,9 @@ def _accumulate_block(t, n_blocks, lo, hi, tile_start, n_layers, acts, deltas, g
     count = n_touched[t]
     if skip_zeros:
         for r in range(lo, hi):
-            s = r - tile_start
-            for p in range(offsets[s, t], offsets[s, t + 1]):
-                j = idx[s, p]
-                v = val[s, p]
+            for p in range(offsets[r, t], offsets[r, t + 1]):
+                j = idx[r, p]
+                v = val[r, p]
                 if touched[j] == 0:
                     touched[j] = 1
                     touched_list[base + count] = j
@@ -639,11 +639,11 @@ def _update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
 def _learn_block(t, n_blocks, lo, hi, n_layers, weights, biases, acts, deltas, grad_w, grad_b,
                  idx, val, offsets, bounds, touched, touched_list, n_touched,
                  deltas_finite, x, order, start, update, lr, weights_finite):
-    """Phase 2 for the tile of batch rows lo..hi, then phase 3 if ``update`` (last tile).
+    """Phase 2 for tile rows lo..hi, then phase 3 if ``update`` (after the last tile).
 
     Both touch only block t's weights, so one thread can run them back to back.
     """
-    _accumulate_block(t, n_blocks, lo, hi, lo, n_layers, acts, deltas, grad_w, grad_b,
+    _accumulate_block(t, n_blocks, lo, hi, n_layers, acts, deltas, grad_w, grad_b,
                       idx, val, offsets, bounds, touched, touched_list, n_touched,
                       deltas_finite, x, order, start)
     if update:
@@ -735,7 +735,7 @@ def _train_epoch_serial(n_layers, weights, biases, x, y, order, batch_size, lr,
         hits = 0
         if m == 1:
             row = order[start]
-            _rows_forward_backward(0, 1, 0, start, n_layers, weights, biases, x, y, order,
+            _rows_forward_backward(0, 1, start, n_layers, weights, biases, x, y, order,
                                    hidden, output, scale, zs, acts, deltas,
                                    idx, val, offsets, bounds, skip_zeros,
                                    row_loss, row_hit, row_finite)
@@ -753,8 +753,8 @@ def _train_epoch_serial(n_layers, weights, biases, x, y, order, batch_size, lr,
             hi = min(m, lo + tile)
             rows = hi - lo
             for t in range(n_blocks):
-                _rows_forward_backward(lo + rows * t // n_blocks, lo + rows * (t + 1) // n_blocks,
-                                       lo, start, n_layers, weights, biases, x, y, order,
+                _rows_forward_backward(rows * t // n_blocks, rows * (t + 1) // n_blocks,
+                                       start + lo, n_layers, weights, biases, x, y, order,
                                        hidden, output, scale, zs, acts, deltas,
                                        idx, val, offsets, bounds, skip_zeros,
                                        row_loss, row_hit, row_finite)
@@ -766,9 +766,9 @@ def _train_epoch_serial(n_layers, weights, biases, x, y, order, batch_size, lr,
             if not np.isfinite(loss):  # row losses are >= 0: the batch's is not finite
                 break
             for t in range(n_blocks):
-                _learn_block(t, n_blocks, lo, hi, n_layers, weights, biases, acts, deltas,
-                             grad_w, grad_b, idx, val, offsets, bounds,
-                             touched, touched_list, n_touched, deltas_finite, x, order, start,
+                _learn_block(t, n_blocks, 0, rows, n_layers, weights, biases, acts, deltas,
+                             grad_w, grad_b, idx, val, offsets, bounds, touched, touched_list,
+                             n_touched, deltas_finite, x, order, start + lo,
                              hi == m, step, weights_finite)
         if not np.isfinite(loss):
             break
@@ -814,8 +814,8 @@ def _train_epoch_parallel(n_layers, weights, biases, x, y, order, batch_size, lr
             hi = min(m, lo + tile)
             rows = hi - lo
             for t in prange(n_blocks):
-                _rows_forward_backward(lo + rows * t // n_blocks, lo + rows * (t + 1) // n_blocks,
-                                       lo, start, n_layers, weights, biases, x, y, order,
+                _rows_forward_backward(rows * t // n_blocks, rows * (t + 1) // n_blocks,
+                                       start + lo, n_layers, weights, biases, x, y, order,
                                        hidden, output, scale, zs, acts, deltas,
                                        idx, val, offsets, bounds, skip_zeros,
                                        row_loss, row_hit, row_finite)
@@ -827,9 +827,9 @@ def _train_epoch_parallel(n_layers, weights, biases, x, y, order, batch_size, lr
             if not np.isfinite(loss):  # row losses are >= 0: the batch's is not finite
                 break
             for t in prange(n_blocks):
-                _learn_block(t, n_blocks, lo, hi, n_layers, weights, biases, acts, deltas,
-                             grad_w, grad_b, idx, val, offsets, bounds,
-                             touched, touched_list, n_touched, deltas_finite, x, order, start,
+                _learn_block(t, n_blocks, 0, rows, n_layers, weights, biases, acts, deltas,
+                             grad_w, grad_b, idx, val, offsets, bounds, touched, touched_list,
+                             n_touched, deltas_finite, x, order, start + lo,
                              hi == m, step, weights_finite)
         if not np.isfinite(loss):
             break
