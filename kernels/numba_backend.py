@@ -45,7 +45,7 @@ PARALLEL_MIN_BATCH = 16
 
 #: Rows of a batch processed together: big batches (up to the full data set)
 #: are walked in tiles, so the compressed-input scratch stays small.
-TILE_ROWS = 256
+TILE_ROWS = 512
 
 
 # --- affine layer ---------------------------------------------------------
