@@ -397,3 +397,17 @@ def test_saved_models_are_readable_by_others(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("batch_size", [1, 64, "full"])
+def test_resume_is_exact_with_the_numba_backend_too(small_xy, batch_size):
+    pytest.importorskip("kernels.numba_backend")
+    x, labels = small_xy
+    options = dict(batch_size=batch_size, lr=0.05, seed=3, backend="numba")
+    straight = Network([784, 16, 10], seed=1)
+    fit(straight, x, labels, epochs=4, **options)
+    resumed = Network([784, 16, 10], seed=1)
+    first = fit(resumed, x, labels, epochs=2, **options)
+    state = History.from_state(json.loads(json.dumps(first.state())))  # as a checkpoint has it
+    fit(resumed, x, labels, epochs=4, resume=state, **options)
+    assert same_parameters(resumed, straight)
