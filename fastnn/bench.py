@@ -222,7 +222,10 @@ def environment(threads: int) -> dict:
 
 def blas_summary(env: dict) -> str:
     """One line naming NumPy's BLAS, its version, the kernel it picked and its settings."""
-    numpy_blas = [p for p in env["blas"] if "torch" not in (p["filepath"] or "")]
+    # SciPy (loaded by Numba) and PyTorch bring BLAS libraries of their own;
+    # np.matmul, the peak and the numpy backend use NumPy's.
+    numpy_blas = [p for p in env["blas"] if "numpy" in (p["filepath"] or "")] or \
+        [p for p in env["blas"] if "torch" not in (p["filepath"] or "")]
     core = env["blas_env"].get("OPENBLAS_CORETYPE") or "unset"
     l2 = env["blas_env"].get("OPENBLAS_L2_SIZE") or "unset"
     setting = f"OPENBLAS_CORETYPE {core}, OPENBLAS_L2_SIZE {l2}"
