@@ -604,11 +604,13 @@ def cmd_train(args) -> int:
         written = plots.write_training_plots(args.plot_dir, history, net, task.x_test,
                                              task.labels_test)
         _note(args, f"plots: {', '.join(str(path) for path in written)}")
-    train_seconds = sum(record.seconds for record in history.epochs)
+    this_run = history.epochs[len(resume.epochs):] if resume else history.epochs
+    train_seconds = sum(record.seconds for record in this_run)
+    resumed = f" ({len(this_run)} in this run)" if resume else ""
     saved = f"; saved {args.save}" if args.save else ""
     print(f"test accuracy {test_accuracy:.2%} ({task.name}, {len(task.x_test):,} images) after "
-          f"{len(history.epochs)} epochs in {train_seconds:.1f}s ({total_seconds:.1f}s with "
-          f"compilation and validation){saved}")
+          f"{len(history.epochs)} epochs{resumed} in {train_seconds:.1f}s ({total_seconds:.1f}s "
+          f"with compilation and validation){saved}")
     return 0
 
 

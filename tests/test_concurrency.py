@@ -139,6 +139,21 @@ def test_two_processes_download_into_one_empty_cache_and_both_succeed(tmp_path):
     assert empty.requests == []
 
 
+def test_two_processes_saving_to_one_path_leave_one_whole_model(tmp_path):
+    env = fastnn_env(tmp_path / "cache", "http://127.0.0.1:9/")
+    commands = [[sys.executable, "-m", "fastnn", "train", "--data", "sample", "--backend", "numpy",
+                 "--layers", "8", "--epochs", "3", "--seed", str(seed), "--save", "m.npz",
+                 "--checkpoint-every", "0", "-q"] for seed in (1, 2)]
+    outcomes = start_together(commands, env, tmp_path)
+    for proc, out, err in outcomes:
+        assert proc.returncode == 0, err
+    # Each save is a rename of a whole file: the last one wins, nothing is half-written.
+    from fastnn.modelio import read_checkpoint
+    _, meta, history = read_checkpoint(tmp_path / "m.npz")
+    assert meta["config"]["seed"] in (1, 2) and len(history.epochs) == 3
+    assert [p.name for p in tmp_path.iterdir() if p.name != "cache"] == ["m.npz"]
+
+
 @pytest.mark.parametrize("problem,expected", [
     ("checksum", "checksum mismatch (md5 {got}, expected {want}): a corrupt or changed file"),
     ("html", "served an HTML/XML page instead of the file"),
