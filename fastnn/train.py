@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -142,11 +143,14 @@ def resolve_batch_size(batch_size, n_rows: int) -> int:
     return int(batch_size)
 
 
-def check_hyperparameters(epochs, lr) -> None:
+def check_hyperparameters(epochs, lr, seed=0) -> None:
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs {epochs!r} must be a positive integer")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+    # numbers.Real: NumPy scalars such as np.float32(0.1) are learning rates too.
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"learning rate {lr!r} must be a positive, finite number")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed {seed!r} must be an integer >= 0")
 
 
 def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float = 0.1,
@@ -173,10 +177,13 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float =
     Returns the `History`. Raises `TrainingDiverged` on a non-finite loss and
     `TrainingInterrupted` on Ctrl-C, leaving ``net`` with usable parameters.
     """
-    check_hyperparameters(epochs, lr)
+    check_hyperparameters(epochs, lr, seed)
     x = net.check_inputs(x)
     y = net.targets(labels, x.shape[0])
     if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise ValueError("validation must be a pair (X_val, labels_val), not "
+                             f"{type(validation).__name__}")
         x_val = net.check_inputs(validation[0], "validation X")
         labels_val = np.asarray(validation[1])
         net.class_indices(labels_val, x_val.shape[0], "validation labels")

@@ -336,6 +336,10 @@ API_CASES = [
     ("lr-nan", lambda d: dict(lr=float("nan")), r"^learning rate nan must be a positive, finite"),
     ("lr-inf", lambda d: dict(lr=float("inf")), r"^learning rate inf must be a positive, finite"),
     ("lr-text", lambda d: dict(lr="0.1"), r"^learning rate '0.1' must be a positive"),
+    ("seed-negative", lambda d: dict(seed=-1), r"^seed -1 must be an integer >= 0$"),
+    ("seed-fraction", lambda d: dict(seed=0.5), r"^seed 0.5 must be an integer >= 0$"),
+    ("validation-not-a-pair", lambda d: dict(validation=d[0]),
+     r"^validation must be a pair \(X_val, labels_val\), not ndarray$"),
     ("epochs-zero", lambda d: dict(epochs=0), r"^epochs 0 must be a positive integer$"),
     ("epochs-fraction", lambda d: dict(epochs=2.5), r"^epochs 2.5 must be a positive integer$"),
     ("epochs-bool", lambda d: dict(epochs=True), r"^epochs True must be a positive integer$"),
@@ -354,6 +358,12 @@ API_CASES = [
 def test_bad_input_through_the_api(data, name, change, pattern):
     with pytest.raises(ValueError, match=pattern):
         bad_fit(data, **change(data))
+
+
+def test_numpy_scalars_are_valid_hyperparameters(data):
+    x, labels = data
+    fit(Network([784, 4, 10]), x, labels, epochs=np.int64(1), lr=np.float32(0.1),
+        batch_size=np.int32(10), seed=np.uint32(3), backend="numpy")
 
 
 @pytest.mark.parametrize("make,pattern", [
