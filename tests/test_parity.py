@@ -11,6 +11,7 @@ of the SIMD width.
 
 import zlib
 
+import numba
 import numpy as np
 import pytest
 
@@ -298,9 +299,24 @@ TASKS = {
     "softmax-10": ((30, 12, 10), SOFTMAX),
     "sigmoid-1": ((30, 12, 1), SIGMOID),
 }
-# name: (rows, batch size). Mini-batches of 16 or more use the threaded driver
-# when Numba has more than one thread; 43 rows in batches of 16 end ragged.
+# name: (rows, batch size); 43 rows in batches of 16 end ragged.
 MODES = {"batch-1": (12, 1), "mini-batch-ragged": (43, 16), "full-batch": (43, 43)}
+
+
+@pytest.fixture(params=["one-thread", "threaded"])
+def driver(request, monkeypatch):
+    """Run train_epoch through its one-thread loop, or its threaded loop at any batch size.
+
+    The threaded loop splits each batch over Numba's threads; it is normally
+    used from PARALLEL_MIN_BATCH rows on, here for every batch.
+    """
+    if request.param == "threaded":
+        if numba.get_num_threads() < 2:
+            pytest.skip("needs 2 Numba threads")
+        monkeypatch.setattr(comp, "PARALLEL_MIN_BATCH", 1)
+    else:
+        monkeypatch.setattr(comp, "PARALLEL_MIN_BATCH", 2**62)
+    return request.param
 
 
 def task_data(rng, task, n, dtype):
@@ -317,7 +333,7 @@ def task_data(rng, task, n, dtype):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("hidden", [SIGMOID, RELU], ids=["sigmoid", "relu"])
 @pytest.mark.parametrize("task", TASKS)
-def test_train_epoch(task, hidden, mode, dtype):
+def test_train_epoch(task, hidden, mode, dtype, driver):
     rng = rng_for("train_epoch", task, hidden, mode, dtype)
     n, batch_size = MODES[mode]
     sizes, output, x, y = task_data(rng, task, n, dtype)
@@ -332,7 +348,7 @@ def test_train_epoch(task, hidden, mode, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sizes", [(30, 10), (30, 9, 8, 7, 10)], ids=["1-layer", "4-layer"])
-def test_train_epoch_other_depths(sizes, dtype):
+def test_train_epoch_other_depths(sizes, dtype, driver):
     rng = rng_for("depths", sizes, dtype)
     x, y = sparse_inputs(rng, 40, sizes[0], dtype), one_hot(rng, 40, sizes[-1], dtype)
     weights, biases = network(rng, sizes, dtype)
@@ -352,7 +368,7 @@ def test_train_epoch_order_may_repeat_and_skip_rows():
                       run_epoch(comp, weights, biases, *args), np.float64)
 
 
-def test_big_batches_are_walked_in_tiles(monkeypatch):
+def test_big_batches_are_walked_in_tiles(monkeypatch, driver):
     """A batch bigger than TILE_ROWS (the full data set) sums over several tiles."""
     monkeypatch.setattr(comp, "TILE_ROWS", 5)
     rng = rng_for("tiles")
@@ -368,7 +384,7 @@ def test_big_batches_are_walked_in_tiles(monkeypatch):
 @pytest.mark.parametrize("batch_size", [1, 16])
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("power", [0.5, 1.0], ids=["lr=sqrt(max)", "lr=max"])
-def test_divergence_stops_at_the_same_step(power, task, batch_size, dtype):
+def test_divergence_stops_at_the_same_step(power, task, batch_size, dtype, driver):
     """A huge learning rate: both stop before updating at the same non-finite batch.
 
     With lr = the dtype's largest value a step makes weights infinite at
@@ -391,12 +407,15 @@ def test_divergence_stops_at_the_same_step(power, task, batch_size, dtype):
     np.testing.assert_allclose(comp_run[0][0], ref_run[0][0], **epoch_tol(dtype))
     # Stopped before updating: the parameters are those after the good steps.
     # (Compared with themselves, not with the reference's: after a step with
-    # such an lr, rounding differences are multiplied by the lr.)
+    # such an lr, rounding differences are multiplied by the lr. An update
+    # with this lr would change them by orders of magnitude, far beyond the
+    # tolerance; exact equality is not asked because in float64 at ~1e307 a
+    # last-bit difference between two runs was seen once in a while.)
     x, y, order = args[:3]
     good_run = run_epoch(comp, weights, biases, x, y, order[:steps * batch_size], *args[3:])
-    assert good_run[0] == (comp_run[0][0], comp_run[0][1], steps)
+    assert good_run[0][1:] == (comp_run[0][1], steps)
     for comp_, good in zip(comp_run[1] + comp_run[2], good_run[1] + good_run[2]):
-        np.testing.assert_array_equal(comp_, good)
+        np.testing.assert_allclose(comp_, good, equal_nan=True, **epoch_tol(dtype))
 
 
 def test_float32_stays_float32():
