@@ -104,9 +104,8 @@ def _profiled_parallel(n_layers, weights, biases, x, y, order, batch_size, lr,
             c0 = _cycles()
             for t in prange(n_blocks):
                 b0 = _cycles()
-                nb._rows_forward_backward(lo + rows * t // n_blocks,
-                                          lo + rows * (t + 1) // n_blocks,
-                                          lo, start, n_layers, weights, biases, x, y, order,
+                nb._rows_forward_backward(rows * t // n_blocks, rows * (t + 1) // n_blocks,
+                                          start + lo, n_layers, weights, biases, x, y, order,
                                           hidden, output, scale, zs, acts, deltas,
                                           idx, val, offsets, bounds, skip_zeros,
                                           row_loss, row_hit, row_finite)
@@ -123,9 +122,9 @@ def _profiled_parallel(n_layers, weights, biases, x, y, order, batch_size, lr,
             clock[GLUE] += c2 - c1
             for t in prange(n_blocks):
                 b0 = _cycles()
-                nb._accumulate_block(t, n_blocks, lo, hi, lo, n_layers, acts, deltas, grad_w,
+                nb._accumulate_block(t, n_blocks, 0, rows, n_layers, acts, deltas, grad_w,
                                      grad_b, idx, val, offsets, bounds, touched, touched_list,
-                                     n_touched, deltas_finite, x, order, start)
+                                     n_touched, deltas_finite, x, order, start + lo)
                 b1 = _cycles()
                 if hi == m:
                     nb._update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b,
@@ -159,7 +158,7 @@ def _profiled_one_row(n_layers, weights, biases, x, y, order, lr, hidden, output
     for start in range(order.shape[0]):
         row = order[start]
         c0 = _cycles()
-        nb._rows_forward_backward(0, 1, 0, start, n_layers, weights, biases, x, y, order,
+        nb._rows_forward_backward(0, 1, start, n_layers, weights, biases, x, y, order,
                                   hidden, output, dtype(1.0), zs, acts, deltas,
                                   idx, val, offsets, bounds, skip_zeros,
                                   row_loss, row_hit, row_finite)
@@ -171,6 +170,28 @@ def _profiled_one_row(n_layers, weights, biases, x, y, order, lr, hidden, output
         clock[ONE_ROW] += c2 - c1
         skip_zeros = skip_zeros and weights_finite[0] == 1
     return order.shape[0]
+
+
+@numba.njit(parallel=True)
+def _empty_regions(n_regions, n_blocks, sink):
+    """``n_regions`` threaded regions with (almost) no work: the cost of a fork/join."""
+    for _ in range(n_regions):
+        for t in prange(n_blocks):
+            sink[t] += 1
+    return sink.sum()
+
+
+def fork_join_seconds(threads, n_regions=20000):
+    """Seconds per empty ``prange`` region over ``threads`` blocks (median of 5 runs)."""
+    sink = np.zeros(threads, np.int64)
+    with limit_threads(threads):
+        _empty_regions(10, threads, sink)
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            _empty_regions(n_regions, threads, sink)
+            times.append((time.perf_counter() - started) / n_regions)
+    return statistics.median(times)
 
 
 # --- phase 1, piece by piece (one thread, frozen weights) ---------------------------------
@@ -347,6 +368,11 @@ def main():
     shares = piece_shares(net, x, y, order)
     print("phase 1 pieces (one thread, initial weights): "
           + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
+    if args.threads > 1:
+        per_region = fork_join_seconds(args.threads)
+        print(f"an empty threaded region (fork/join over {args.threads} threads): "
+              f"{per_region * 1e6:.1f} us; a batch-64 epoch has 2 per step, 1,876 in all "
+              f"({2 * 938 * per_region:.3f}s)")
     for batch in args.batch:
         report(profile(x, y, batch, args.threads, args.repeat, hz), shares)
 
