@@ -2,8 +2,9 @@
 
 Run with ``python -m pytest bench --benchmark-only`` (plain ``pytest`` collects
 ``tests/`` only). MNIST is read from ``$FASTNN_DATA_DIR``, by default
-``../shared/mnist`` beside the repository. At the end of a run the numpy/numba
-time ratio of every benchmark group is printed (min and median).
+``../shared/mnist`` beside the repository. Both backends get every core
+Numba may use, or ``$FASTNN_BENCH_THREADS`` threads. At the end of a run the
+numpy/numba time ratio of every benchmark group is printed (min and median).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from kernels import get_backend
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("FASTNN_DATA_DIR", REPO.parent / "shared" / "mnist"))
+THREADS = int(os.environ.get("FASTNN_BENCH_THREADS", numba.config.NUMBA_NUM_THREADS))
 BACKENDS = ["numpy", "numba"]
 
 # (group, backend) -> (min seconds, median seconds), filled by `record`.
@@ -45,12 +47,11 @@ def compiled():
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    """Each backend with all threads: Numba's pool for numba, BLAS's for numpy.
+    """Each backend with `THREADS` threads: Numba's pool for numba, BLAS's for numpy.
 
     The other pool is pinned to 1 thread, as ``fastnn.threads`` does.
     """
-    threads = numba.config.NUMBA_NUM_THREADS
-    with limit_threads(threads, blas=threads if request.param == "numpy" else 1):
+    with limit_threads(THREADS, blas=THREADS if request.param == "numpy" else 1):
         yield get_backend(request.param)
 
 
