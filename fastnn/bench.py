@@ -529,6 +529,7 @@ def run(data: Data, settings: Settings, progress=None) -> dict:
     unknown = [impl for impl in settings.impls if impl not in IMPLS]
     if unknown:
         raise ValueError(f"Unknown implementation(s) {unknown}: choose from {', '.join(IMPLS)}.")
+    available = int(data.x.shape[0])
     if settings.rows is not None:
         rows = min(settings.rows, data.x.shape[0])
         data = Data(data.x[:rows], data.labels[:rows], data.x_test, data.labels_test,
@@ -538,7 +539,8 @@ def run(data: Data, settings: Settings, progress=None) -> dict:
 
     load_before = _load_average()
     result = {"schema_version": SCHEMA_VERSION, "dataset": data.source, "origin": data.origin,
-              "n_train": int(data.x.shape[0]), "n_test": int(data.x_test.shape[0]),
+              "n_train": int(data.x.shape[0]), "n_train_available": available,
+              "n_test": int(data.x_test.shape[0]),
               "quick": settings.quick, "threads": settings.threads, "repeat": settings.repeat,
               "seed": settings.seed, "impls": list(impls), "notes": notes}
     progress(f"GEMM peak: {settings.gemm_size}x{settings.gemm_size} float32 np.matmul, "
@@ -603,10 +605,13 @@ def format_report(result: dict) -> str:
     """The result as text: header, one table row per record, footnotes, accuracy."""
     env = result["environment"]
     lines = []
+    train = f"{result['n_train']:,}"
+    if result.get("n_train_available", result["n_train"]) > result["n_train"]:
+        train = f"the first {train} of {result['n_train_available']:,}"
     if result["dataset"] == "mnist":
-        data = f"full MNIST ({result['n_train']:,} training / {result['n_test']:,} test images)"
+        data = f"full MNIST ({train} training / {result['n_test']:,} test images)"
     else:
-        data = (f"the bundled SAMPLE, not full MNIST ({result['n_train']:,} training / "
+        data = (f"the bundled SAMPLE, not full MNIST ({train} training / "
                 f"{result['n_test']:,} test images): times are not comparable with full-MNIST epochs")
     if result["quick"]:
         data += "; --quick"

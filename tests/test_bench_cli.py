@@ -56,6 +56,7 @@ def test_quick_bench_on_the_sample_writes_records_and_a_table(tmp_path, capsys):
     result = json.loads(path.read_text())
     assert result["schema_version"] == bench.SCHEMA_VERSION
     assert result["dataset"] == "sample" and result["n_train"] == 400
+    assert result["n_train_available"] == 10_000 and "the first 400 of 10,000" in out
     assert result["impls"] == ["numba", "numpy"]
     records = result["records"]
     assert len(records) == 2 * len(bench.CONFIGS)
