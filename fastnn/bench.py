@@ -383,11 +383,9 @@ def _warm_up(impls, progress) -> dict:
             warm[impl] = {"seconds": time.perf_counter() - started, "what": "import torch"}
         else:
             info = kernels.get_backend(impl).warmup()
-            seconds = float(getattr(info, "seconds", info))
-            entry = {"seconds": seconds, "what": "JIT compile" if impl == "numba" else "none"}
-            if hasattr(info, "compiled"):
-                entry.update(compiled=int(info.compiled), loaded_from_cache=int(info.loaded))
-            warm[impl] = entry
+            warm[impl] = {"seconds": info.seconds,
+                          "what": "JIT compile" if impl == "numba" else "none",
+                          "compiled": info.compiled, "loaded_from_cache": info.loaded}
         progress(f"warm-up {impl}: {warm[impl]['seconds']:.2f}s ({warm[impl]['what']})")
     return warm
 

@@ -27,6 +27,7 @@ from ._extras import MissingExtra
 from .data import ALL_DIGITS, N_PIXELS, check_digits, make_task, parse_digits
 from .modelio import ModelFileError, load_model, read_checkpoint, save_model
 from .network import DTYPES, INITS, Network
+from .threads import available_threads, configure_threads
 from .train import TrainingDiverged, TrainingInterrupted, fit
 
 EXIT_FAILURE = 1
@@ -207,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = train.add_argument_group("execution")
     run.add_argument("--backend", choices=tuple(kernels.BACKENDS), default=None,
                      help=f"kernel backend (default: ${kernels.BACKEND_ENV_VAR}, else numba)")
+    run.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                     help="threads for training: Numba's pool with the numba backend, the "
+                          "BLAS pool with numpy (default: every core this process may use)")
     run.add_argument("--dtype", choices=DTYPES, default=None, help="floating-point type (default: float32)")
     output = train.add_argument_group("output")
     output.add_argument("--save", metavar="PATH",
@@ -501,6 +505,34 @@ def _interrupted(args, net, history, config) -> int:
     return code
 
 
+def _prepare_backend(args, backend: str) -> float:
+    """Size the thread pools, and compile (or load) the kernels with a word to the user.
+
+    Returns the seconds spent compiling or loading kernels.
+    """
+    threads = args.threads or available_threads()
+    if threads > available_threads():
+        raise UsageError(f"--threads {threads}: this process can use at most "
+                         f"{available_threads()}")
+    # Numba's threads do the work in its compiled loop; a BLAS pool running beside
+    # them would fight for the same cores. NumPy's only parallel code is BLAS.
+    configure_threads(threads, blas=threads if backend == "numpy" else 1)
+    kern = kernels.get_backend(backend)
+    if kern.is_compiled():
+        return 0.0
+    notice = threading.Timer(1.0, _note, (args, "compiling the Numba kernels: a minute on "
+                                                "the first run, cached for later runs ..."))
+    notice.start()
+    try:
+        info = kern.warmup()
+    finally:
+        notice.cancel()
+    if info.compiled:
+        _note(args, f"compiled {info.compiled} kernel signatures in {info.seconds:.1f}s "
+                    "(cached for later runs)")
+    return info.seconds
+
+
 def cmd_train(args) -> int:
     checkpoint = _restore_config(args) if args.resume else None
     args.seed = 0 if args.seed is None else args.seed
@@ -551,12 +583,13 @@ def cmd_train(args) -> int:
                 f"{len(task.x_test):,} test images from {'full MNIST' if task.source == 'mnist' else 'the bundled sample'}; "
                 f"backend {backend}, {args.dtype}")
 
+    started = time.perf_counter()
+    compile_seconds = _prepare_backend(args, backend)
     validation = (task.x_val, task.labels_val) if len(task.x_val) else None
     reporter = progress.TrainingProgress(settings["epochs"], len(task.x_train),
                                          settings["batch_size"], quiet=args.quiet,
                                          done_epochs=len(resume.epochs) if resume else 0)
     checkpoints = _Checkpoints(args, net, config, then=reporter.on_epoch_end)
-    started = time.perf_counter()
     try:
         with reporter:
             history = fit(net, task.x_train, task.labels_train, epochs=settings["epochs"],
@@ -595,7 +628,7 @@ def cmd_train(args) -> int:
             "config": config,
             "epochs": history.as_dicts(),
             "test_accuracy": test_accuracy,
-            "compile_seconds": history.compile_seconds,
+            "compile_seconds": compile_seconds + history.compile_seconds,
             "train_seconds": sum(record.seconds for record in history.epochs),
             "total_seconds": total_seconds,
         }
@@ -609,7 +642,7 @@ def cmd_train(args) -> int:
     resumed = f" ({len(this_run)} in this run)" if resume else ""
     saved = f"; saved {args.save}" if args.save else ""
     print(f"test accuracy {test_accuracy:.2%} ({task.name}, {len(task.x_test):,} images) after "
-          f"{len(history.epochs)} epochs{resumed} in {train_seconds:.1f}s ({total_seconds:.1f}s "
+          f"{len(history.epochs)} epoch{'s' if len(history.epochs) != 1 else ''}{resumed} in {train_seconds:.1f}s ({total_seconds:.1f}s "
           f"with compilation and validation){saved}")
     return 0
 

@@ -207,8 +207,7 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float =
     # then `saved` holds the parameters to fall back to.
     in_flight = saved = None
     try:
-        warmed = kern.warmup()  # seconds, or the Numba backend's WarmupInfo(seconds, ...)
-        history.compile_seconds = float(getattr(warmed, "seconds", warmed))
+        history.compile_seconds = kern.warmup().seconds
         ws = allocate_workspace(net.sizes, batch, net.dtype)
         rows_per_call = max(1, _ROWS_PER_CALL // batch) * batch
         first_epoch = len(history.epochs) + 1

@@ -18,6 +18,19 @@ HIDDEN_ACTIVATIONS = {"sigmoid": SIGMOID, "relu": RELU}
 OUTPUT_ACTIVATIONS = {"sigmoid": SIGMOID, "softmax": SOFTMAX}
 
 
+class WarmupInfo(NamedTuple):
+    """What `warmup` did: wall time, and signatures compiled vs loaded from the disk cache."""
+
+    seconds: float
+    compiled: int
+    loaded: int
+
+    @property
+    def from_cache(self) -> bool:
+        """True when nothing had to be compiled (a later process, warm disk cache)."""
+        return self.compiled == 0
+
+
 class Workspace(NamedTuple):
     """Buffers for one training loop, allocated once per shape.
 

@@ -28,14 +28,13 @@ on the number of threads, because every sum is taken in the same row order.
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
 
 import numba
 import numpy as np
 from numba import prange
 
 from ._jit import compile_stats, jit
-from .common import RELU, SIGMOID, SOFTMAX, Workspace, allocate_workspace
+from .common import RELU, SIGMOID, SOFTMAX, WarmupInfo, Workspace, allocate_workspace
 
 NAME = "numba"
 
@@ -931,19 +930,6 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
 
 
 # --- compilation ---------------------------------------------------------------------------
-
-class WarmupInfo(NamedTuple):
-    """What `warmup` did: wall time, and signatures compiled vs loaded from the disk cache."""
-
-    seconds: float
-    compiled: int
-    loaded: int
-
-    @property
-    def from_cache(self) -> bool:
-        """True when nothing had to be compiled (a later process, warm disk cache)."""
-        return self.compiled == 0
-
 
 _warmed_up = False
 

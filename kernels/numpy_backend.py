@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import RELU, SIGMOID, SOFTMAX, Workspace
+from .common import RELU, SIGMOID, SOFTMAX, WarmupInfo, Workspace
 
 NAME = "numpy"
 
 
-def warmup():
-    """Nothing to compile for NumPy; returns the seconds spent (0.0)."""
-    return 0.0
+def warmup() -> WarmupInfo:
+    """Nothing to compile for NumPy: no time spent, nothing compiled or loaded."""
+    return WarmupInfo(0.0, 0, 0)
+
+
+def is_compiled() -> bool:
+    """Always True: NumPy has nothing to compile."""
+    return True
 
 
 # --- affine layer ---------------------------------------------------------
