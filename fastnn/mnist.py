@@ -324,7 +324,7 @@ def _load_full(data_dir, cache: Path, mirrors: list, download: bool) -> MnistDat
 def _discard(path: Path, err: DataError) -> None:
     """Remove an invalid file from the cache; if that is impossible, say so."""
     try:
-        path.unlink()
+        path.unlink(missing_ok=True)  # another process may have removed it first
     except OSError:
         raise err from None
     log.info("removed invalid cached file: %s", err)

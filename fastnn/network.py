@@ -47,6 +47,9 @@ class Network:
 
     def __init__(self, sizes, *, hidden="relu", classes=None, dtype="float32", seed=0,
                  init="auto"):
+        sizes = tuple(sizes)
+        if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in sizes):
+            raise ValueError(f"layer sizes {sizes} must be whole numbers such as (784, 128, 10)")
         self.sizes = tuple(int(s) for s in sizes)
         if len(self.sizes) < 2 or min(self.sizes) < 1:
             raise ValueError(f"layer sizes {self.sizes} must be at least two positive integers")

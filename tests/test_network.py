@@ -36,6 +36,8 @@ def test_the_same_seed_gives_the_same_weights():
 @pytest.mark.parametrize("kwargs,message", [
     ({"sizes": [784]}, "at least two"),
     ({"sizes": [784, 0, 10]}, "positive"),
+    ({"sizes": [784, 12.7, 10]}, "whole numbers"),
+    ({"sizes": [784, "wide", 10]}, "whole numbers"),
     ({"sizes": [784, 10], "hidden": "tanh"}, "Unknown hidden activation 'tanh'"),
     ({"sizes": [784, 10], "dtype": "float16"}, "Unknown dtype 'float16'"),
     ({"sizes": [784, 10], "init": "xavier"}, "Unknown init 'xavier'"),
