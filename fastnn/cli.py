@@ -61,63 +61,53 @@ def _layers(text: str) -> tuple:
     return sizes
 
 
+def _parsed(text: str, convert, kind: str):
+    """``convert(text)``, or the argparse error "'text' is not <kind>"."""
+    try:
+        return convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+
+
 def _batch_size(text: str):
     if text == "full":
         return "full"
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer or 'full'") from None
+    value = _parsed(text, int, "a positive integer or 'full'")
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1 (or 'full')")
     return value
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    value = _parsed(text, int, "an integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
     return value
 
 
 def _learning_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _parsed(text, float, "a number")
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number")
     return value
 
 
 def _val_size(text: str):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a count or a fraction") from None
+    value = _parsed(text, float, "a count or a fraction")
     if value < 0 or not math.isfinite(value) or (value >= 1 and not value.is_integer()):
         raise argparse.ArgumentTypeError(f"{text!r} must be a count >= 0 or a fraction in [0, 1)")
     return value if value < 1 else int(value)
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    value = _parsed(text, float, "a number of seconds")
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds >= 0")
     return value
 
 
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    value = _parsed(text, int, "an integer")
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be an integer >= 0")
     return value
