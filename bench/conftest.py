@@ -10,6 +10,7 @@ numpy/numba time ratio of every benchmark group is printed (min and median).
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numba
@@ -37,6 +38,24 @@ def train_set():
     x = data.train_images.astype(np.float32) / np.float32(255)
     y = np.eye(10, dtype=np.float32)[data.train_labels]
     return x, y
+
+
+@pytest.fixture(scope="session")
+def prepared_inputs(train_set):
+    """``get(backend) -> (inputs, seconds)``: the backend's ``prepare_inputs`` of the training x.
+
+    Made once per backend and session, outside every timing (``fit`` also
+    prepares once per training run); ``seconds`` is what it took.
+    """
+    cache = {}
+
+    def get(backend):
+        if backend.NAME not in cache:
+            started = time.perf_counter()
+            inputs = backend.prepare_inputs(train_set[0])
+            cache[backend.NAME] = (inputs, time.perf_counter() - started)
+        return cache[backend.NAME]
+    return get
 
 
 @pytest.fixture(scope="session", autouse=True)

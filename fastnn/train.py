@@ -209,6 +209,7 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float =
     try:
         history.compile_seconds = kern.warmup().seconds
         ws = allocate_workspace(net.sizes, batch, net.dtype)
+        inputs = kern.prepare_inputs(x)
         rows_per_call = max(1, _ROWS_PER_CALL // batch) * batch
         first_epoch = len(history.epochs) + 1
         for epoch in range(first_epoch, epochs + 1):
@@ -223,7 +224,7 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float =
                 # divergence; NumPy's warnings about it would only be noise.
                 with np.errstate(over="ignore", invalid="ignore"):
                     loss, correct, done = kern.train_epoch(
-                        tuple(net.weights), tuple(net.biases), x, y, chunk, batch, lr_typed,
+                        tuple(net.weights), tuple(net.biases), inputs, y, chunk, batch, lr_typed,
                         hidden, output, ws)
                 loss_sum, n_correct, steps = loss_sum + loss, n_correct + correct, steps + done
                 if done < -(-chunk.shape[0] // batch) or not math.isfinite(loss_sum):

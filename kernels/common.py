@@ -31,6 +31,30 @@ class WarmupInfo(NamedTuple):
         return self.compiled == 0
 
 
+class PreparedInputs(NamedTuple):
+    """The training inputs in the form the numba backend's `train_epoch` reads.
+
+    Built once per data set by ``numba_backend.prepare_inputs`` (the inputs do
+    not change while training), so that no epoch has to look for the nonzero
+    pixels of its rows again. Row ``i``'s nonzero entries, in ascending column
+    order, are ``indices[indptr[i]:indptr[i + 1]]`` with values
+    ``values[indptr[i]:indptr[i + 1]]`` (the CSR layout); every other entry of
+    the row is zero (or -0.0).
+
+    x : (N, n_in)        the dense inputs, C-contiguous; read where zeros may
+                         not be skipped (an inf/NaN weight or delta, where the
+                         reference computes ``0 * inf = nan``)
+    indptr : (N + 1,)    int64 start of each row in indices/values
+    indices : (nnz,)     int32 column of each nonzero entry
+    values : (nnz,)      its value, in x's dtype
+    """
+
+    x: np.ndarray
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+
+
 class Workspace(NamedTuple):
     """Buffers for one training loop, allocated once per shape.
 

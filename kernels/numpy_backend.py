@@ -163,13 +163,25 @@ def forward(weights, biases, x, hidden, output, zs, activations):
         inputs = activations[i]
 
 
+def prepare_inputs(x):
+    """The inputs in the form `train_epoch` takes, built once before training.
+
+    The reference reads its inputs as they are, so this returns ``x``
+    unchanged. (The Numba twin returns a `kernels.common.PreparedInputs`.)
+    Call it once per data set and pass its result as ``x`` to every
+    `train_epoch` of the run.
+    """
+    return x
+
+
 def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws: Workspace):
     """Run gradient-descent steps over the rows ``x[order]`` in batches.
 
     Parameters
     ----------
     weights, biases : tuples of (k, m) and (m,) arrays, updated in place.
-    x : (N, n_in) inputs; y : (N, n_out) one-hot (or 0/1) targets, same dtype.
+    x : (N, n_in) inputs (as returned by `prepare_inputs`, which is x itself);
+    y : (N, n_out) one-hot (or 0/1) targets, same dtype.
     order : (n,) int64 row indices in visiting order; the last batch may be short.
     batch_size : rows per step. lr : learning rate.
     hidden, output : activation codes. ws : buffers from `allocate_workspace`.

@@ -3,11 +3,13 @@
     FASTNN_DATA_DIR=../shared/mnist python scripts/profile_numba.py [--threads 2]
         [--batch 1 64 256 full] [--repeat 3]
 
-Three measurements per batch size, on full MNIST, 784-128-64-10 ReLU, float32:
+Three measurements per batch size, on full MNIST, 784-128-64-10 ReLU, float32,
+after ``prepare_inputs`` (timed once and reported on its own: it is a one-time
+cost per data set, as in ``fit``):
 
-1. ``train_epoch`` as users call it (wall clock), and the compiled epoch
-   driver called directly: the difference is the Python side (argument
-   checks, padding, scratch allocation), paid once per epoch.
+1. ``train_epoch`` as users call it (wall clock) on the prepared inputs, and
+   the compiled epoch driver called directly: the difference is the Python
+   side (argument checks, padding, scratch allocation), paid once per epoch.
 2. An instrumented copy of the epoch driver: the same phase functions of
    ``kernels/numba_backend.py`` in the same order, with the CPU's cycle
    counter (``llvm.readcyclecounter``, i.e. rdtsc) read around every
@@ -19,7 +21,7 @@ Three measurements per batch size, on full MNIST, 784-128-64-10 ReLU, float32:
    their shares split phase 1's measured work into GEMM-like parts (the
    sparse first layer, the dense layers, the input gradients) and
    elementwise parts (activations, softmax, loss, deltas, ReLU backward,
-   input compression).
+   locating the row's prepared nonzero inputs).
 
 "GEMM-like" is multiply-add work over weight matrices; "elementwise" is
 O(m) work per row. This script reads private functions of the numba
@@ -77,15 +79,16 @@ P1_WALL, P1_MAX, P1_SUM, GLUE, P23_WALL, P2_MAX, P2_SUM, P3_MAX, P3_SUM, ONE_ROW
 
 
 @numba.njit(parallel=True)
-def _profiled_parallel(n_layers, weights, biases, x, y, order, batch_size, lr,
+def _profiled_parallel(n_layers, weights, biases, inputs, y, order, batch_size, lr,
                        hidden, output, ws, scratch, clock):
     """`_train_epoch_parallel` with cycle counters; `_learn_block` split into its two calls."""
+    x, indptr, indices, values = inputs
     zs, acts, deltas, grad_w, grad_b = ws
-    (idx, val, offsets, bounds, row_loss, row_hit, row_finite,
+    (offsets, bounds, row_loss, row_hit, row_finite,
      touched, touched_list, n_touched, weights_finite) = scratch
     dtype = row_loss.dtype.type
     step = dtype(lr)
-    tile = idx.shape[0]
+    tile = offsets.shape[0]
     n_blocks = bounds.shape[0] - 1
     work = np.zeros(n_blocks, np.int64)
     work2 = np.zeros(n_blocks, np.int64)
@@ -105,9 +108,10 @@ def _profiled_parallel(n_layers, weights, biases, x, y, order, batch_size, lr,
             for t in prange(n_blocks):
                 b0 = _cycles()
                 nb._rows_forward_backward(rows * t // n_blocks, rows * (t + 1) // n_blocks,
-                                          start + lo, n_layers, weights, biases, x, y, order,
+                                          start + lo, n_layers, weights, biases,
+                                          x, indptr, indices, values, y, order,
                                           hidden, output, scale, zs, acts, deltas,
-                                          idx, val, offsets, bounds, skip_zeros,
+                                          offsets, bounds, skip_zeros,
                                           row_loss, row_hit, row_finite)
                 work[t] = _cycles() - b0
             c1 = _cycles()
@@ -123,8 +127,8 @@ def _profiled_parallel(n_layers, weights, biases, x, y, order, batch_size, lr,
             for t in prange(n_blocks):
                 b0 = _cycles()
                 nb._accumulate_block(t, n_blocks, 0, rows, n_layers, acts, deltas, grad_w,
-                                     grad_b, idx, val, offsets, bounds, touched, touched_list,
-                                     n_touched, deltas_finite, x, order, start + lo)
+                                     grad_b, indices, values, offsets, bounds, touched,
+                                     touched_list, n_touched, deltas_finite, x, order, start + lo)
                 b1 = _cycles()
                 if hi == m:
                     nb._update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b,
@@ -145,26 +149,28 @@ def _profiled_parallel(n_layers, weights, biases, x, y, order, batch_size, lr,
 
 
 @numba.njit
-def _profiled_one_row(n_layers, weights, biases, x, y, order, lr, hidden, output, ws,
+def _profiled_one_row(n_layers, weights, biases, inputs, y, order, lr, hidden, output, ws,
                       scratch, clock):
     """The batch-1 path of `_train_epoch_serial` with cycle counters."""
+    x, indptr, indices, values = inputs
     zs, acts, deltas, grad_w, grad_b = ws
-    (idx, val, offsets, bounds, row_loss, row_hit, row_finite,
+    (offsets, bounds, row_loss, row_hit, row_finite,
      touched, touched_list, n_touched, weights_finite) = scratch
     dtype = row_loss.dtype.type
     step = dtype(lr)
-    n_blocks = bounds.shape[0] - 1
     skip_zeros = nb._weights_finite(n_layers, weights)
     for start in range(order.shape[0]):
         row = order[start]
         c0 = _cycles()
-        nb._rows_forward_backward(0, 1, start, n_layers, weights, biases, x, y, order,
+        nb._rows_forward_backward(0, 1, start, n_layers, weights, biases,
+                                  x, indptr, indices, values, y, order,
                                   hidden, output, dtype(1.0), zs, acts, deltas,
-                                  idx, val, offsets, bounds, skip_zeros,
+                                  offsets, bounds, skip_zeros,
                                   row_loss, row_hit, row_finite)
         c1 = _cycles()
-        nb._update_one_row(n_layers, weights, biases, acts, deltas, step, x[row], idx[0],
-                           val[0], offsets[0, n_blocks], row_finite[0] == 1, weights_finite)
+        nb._update_one_row(n_layers, weights, biases, acts, deltas, step, x[row], indices,
+                           values, indptr[row], indptr[row + 1], row_finite[0] == 1,
+                           weights_finite)
         c2 = _cycles()
         clock[P1_SUM] += c1 - c0
         clock[ONE_ROW] += c2 - c1
@@ -197,15 +203,17 @@ def fork_join_seconds(threads, n_regions=20000):
 # --- phase 1, piece by piece (one thread, frozen weights) ---------------------------------
 
 @numba.njit
-def _pieces(weights, biases, x, y, order, zs, acts, deltas, idx, val, offsets, bounds, clock):
+def _pieces(weights, biases, inputs, y, order, zs, acts, deltas, offsets, bounds, clock):
     """Cycles of each piece of phase 1 over every row of ``order`` (784-h1-h2-10, ReLU)."""
+    x, indptr, indices, values = inputs
     n_layers = 3
     for start in range(order.shape[0]):
         row = order[start]
         c0 = _cycles()
-        count = nb._compress_row(x[row], bounds, idx, val, offsets)
+        lo, hi = indptr[row], indptr[row + 1]
+        nb._block_offsets(indices, lo, hi, bounds, offsets)
         c1 = _cycles()
-        nb._sparse_affine_row(idx, val, count, weights[0], biases[0], zs[0][0])
+        nb._sparse_affine_row(indices, values, lo, hi, weights[0], biases[0], zs[0][0])
         c2 = _cycles()
         nb._activate_row(RELU, zs[0][0], acts[0][0])
         c3 = _cycles()
@@ -225,32 +233,30 @@ def _pieces(weights, biases, x, y, order, zs, acts, deltas, idx, val, offsets, b
             nb._relu_backward_row(zs[i - 1][0], deltas[i - 1][0], deltas[i - 1][0])
         fin = nb._all_finite(deltas[0][0])
         c7 = _cycles()
-        clock[0] += c1 - c0   # compress the input row
+        clock[0] += c1 - c0   # locate the row's prepared nonzero inputs
         clock[1] += c2 - c1   # sparse first layer (GEMM-like)
         clock[2] += (c3 - c2) + (c5 - c4)  # activations, softmax, loss, hit, output delta
         clock[3] += c4 - c3   # dense layers 2.. (GEMM-like)
         clock[4] += c6 - c5   # input gradients (GEMM-like)
         clock[5] += c7 - c6   # ReLU backward, finiteness check
-        clock[6] += count + hit + fin + (loss > 0)  # uses every result: none is optimised away
+        clock[6] += offsets[1] + hit + fin + (loss > 0)  # uses every result: none optimised away
     return 0
 
 
-PIECES = ("compress input", "layer-1 sparse forward", "activations/softmax/loss/delta",
+PIECES = ("locate prepared row", "layer-1 sparse forward", "activations/softmax/loss/delta",
           "dense forward (layers 2-3)", "input gradients", "ReLU backward/finite check")
 GEMM_PIECES = {"layer-1 sparse forward", "dense forward (layers 2-3)", "input gradients"}
 
 
-def piece_shares(net, x, y, order):
+def piece_shares(net, inputs, y, order):
     sizes = net.sizes
     zs = tuple(np.zeros((1, m), np.float32) for m in sizes[1:])
     acts = tuple(np.zeros((1, m), np.float32) for m in sizes[1:])
     deltas = tuple(np.zeros((1, m), np.float32) for m in sizes[1:])
-    idx = np.empty(sizes[0], np.int32)
-    val = np.empty(sizes[0], np.float32)
     offsets = np.empty(2, np.int64)
     bounds = np.array([0, sizes[0]], np.int64)
     clock = np.zeros(8, np.int64)
-    args = (tuple(net.weights), tuple(net.biases), x, y, order, zs, acts, deltas, idx, val,
+    args = (tuple(net.weights), tuple(net.biases), tuple(inputs), y, order, zs, acts, deltas,
             offsets, bounds)
     _pieces(*args, clock)  # compile and warm
     clock[:] = 0
@@ -268,8 +274,9 @@ def load():
     return x, y
 
 
-def profile(x, y, batch, threads, repeat, hz):
-    n = x.shape[0]
+def profile(inputs, y, batch, threads, repeat, hz):
+    """Timings of one batch size on ``inputs`` (from ``nb.prepare_inputs``, made once)."""
+    n = inputs.x.shape[0]
     batch = n if batch == "full" else int(batch)
     net = Network((784, 128, 64, 10), seed=0)
     order = np.random.default_rng(0).permutation(n).astype(np.int64)
@@ -283,7 +290,7 @@ def profile(x, y, batch, threads, repeat, hz):
             weights = [w.copy() for w in net.weights]
             biases = [b.copy() for b in net.biases]
             started = time.perf_counter()
-            nb.train_epoch(tuple(weights), tuple(biases), x, y, order, batch, lr, RELU,
+            nb.train_epoch(tuple(weights), tuple(biases), inputs, y, order, batch, lr, RELU,
                            SOFTMAX, ws)
             wall.append(time.perf_counter() - started)
 
@@ -294,8 +301,8 @@ def profile(x, y, batch, threads, repeat, hz):
             padded = nb._pad(3, weights, biases, ws.z, ws.a, ws.delta, ws.grad_w, ws.grad_b)
             run = nb._train_epoch_parallel if parallel else nb._train_epoch_serial
             started = time.perf_counter()
-            run(3, padded[0], padded[1], x, y, order, batch, float(lr), RELU, SOFTMAX,
-                tuple(padded[2:]), scratch)
+            run(3, padded[0], padded[1], tuple(inputs), y, order, batch, float(lr), RELU,
+                SOFTMAX, tuple(padded[2:]), scratch)
             driver.append(time.perf_counter() - started)
 
             weights = [w.copy() for w in net.weights]
@@ -305,11 +312,11 @@ def profile(x, y, batch, threads, repeat, hz):
             padded = nb._pad(3, weights, biases, ws.z, ws.a, ws.delta, ws.grad_w, ws.grad_b)
             clock = np.zeros(10, np.int64)
             if batch == 1:
-                _profiled_one_row(3, padded[0], padded[1], x, y, order, float(lr), RELU,
-                                  SOFTMAX, tuple(padded[2:]), scratch, clock)
+                _profiled_one_row(3, padded[0], padded[1], tuple(inputs), y, order, float(lr),
+                                  RELU, SOFTMAX, tuple(padded[2:]), scratch, clock)
             else:
-                _profiled_parallel(3, padded[0], padded[1], x, y, order, batch, float(lr), RELU,
-                                   SOFTMAX, tuple(padded[2:]), scratch, clock)
+                _profiled_parallel(3, padded[0], padded[1], tuple(inputs), y, order, batch,
+                                   float(lr), RELU, SOFTMAX, tuple(padded[2:]), scratch, clock)
             clocks.append(clock / hz)
     wall, driver, clocks = wall[1:], driver[1:], clocks[1:]
     best = int(np.argmin([c.sum() for c in clocks]))
@@ -363,9 +370,16 @@ def main():
     hz = cycles_per_second()
     print(f"cycle counter: {hz / 1e9:.3f} GHz; 1-min load average {os.getloadavg()[0]:.2f}")
     x, y = load()
+    nb.warmup()
+    with limit_threads(args.threads):
+        started = time.perf_counter()
+        inputs = nb.prepare_inputs(x)
+        prepare_seconds = time.perf_counter() - started
+    print(f"prepare_inputs (once per data set, not in any timing below): {prepare_seconds:.4f}s, "
+          f"{inputs.values.shape[0]:,} nonzero inputs ({inputs.values.shape[0] / x.size:.1%})")
     net = Network((784, 128, 64, 10), seed=0)
     order = np.random.default_rng(0).permutation(x.shape[0]).astype(np.int64)
-    shares = piece_shares(net, x, y, order)
+    shares = piece_shares(net, inputs, y, order)
     print("phase 1 pieces (one thread, initial weights): "
           + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
     if args.threads > 1:
@@ -374,7 +388,7 @@ def main():
               f"{per_region * 1e6:.1f} us; a batch-64 epoch has 2 per step, 1,876 in all "
               f"({2 * 938 * per_region:.3f}s)")
     for batch in args.batch:
-        report(profile(x, y, batch, args.threads, args.repeat, hz), shares)
+        report(profile(inputs, y, batch, args.threads, args.repeat, hz), shares)
 
 
 if __name__ == "__main__":

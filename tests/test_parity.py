@@ -276,11 +276,16 @@ def test_forward(sizes, hidden, dtype):
 
 
 def run_epoch(backend, weights, biases, x, y, order, batch_size, lr, hidden, output):
-    """One epoch from copies of the parameters: (result, weights, biases)."""
+    """One epoch from copies of the parameters: (result, weights, biases).
+
+    The inputs go through the backend's ``prepare_inputs``, as in ``fit``.
+    """
     weights, biases = copies(weights), copies(biases)
     sizes = (x.shape[1],) + tuple(b.shape[0] for b in biases)
     ws = allocate_workspace(sizes, min(batch_size, len(order)), x.dtype)
-    result = backend.train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws)
+    inputs = backend.prepare_inputs(x)
+    result = backend.train_epoch(weights, biases, inputs, y, order, batch_size, lr, hidden, output,
+                                 ws)
     return result, weights, biases
 
 
@@ -416,6 +421,86 @@ def test_divergence_stops_at_the_same_step(power, task, batch_size, dtype, drive
     assert good_run[0][1:] == (comp_run[0][1], steps)
     for comp_, good in zip(comp_run[1] + comp_run[2], good_run[1] + good_run[2]):
         np.testing.assert_allclose(comp_, good, equal_nan=True, **epoch_tol(dtype))
+
+
+# --- prepared inputs ---------------------------------------------------------------------
+
+def dense_from(prepared, shape, dtype):
+    """The dense array a `PreparedInputs` describes, rebuilt from its CSR arrays only."""
+    dense = np.zeros(shape, dtype)
+    for r in range(shape[0]):
+        lo, hi = prepared.indptr[r], prepared.indptr[r + 1]
+        dense[r, prepared.indices[lo:hi]] = prepared.values[lo:hi]
+    return dense
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_prepare_inputs_round_trips(layout, dtype):
+    """The sparse rows hold exactly the nonzero entries: the dense array comes back.
+
+    Rows of all zeros (first, middle and last) and a row without any zero
+    included; NaN and negative values are nonzero entries like any other.
+    """
+    rng = rng_for("prepare_inputs", layout, dtype)
+    x = sparse_inputs(rng, 9, 37, dtype)
+    x[0] = x[4] = x[8] = 0
+    x[6] = rng.random(37) + 0.5
+    x[2, 5], x[3, 0], x[3, 36] = np.nan, -2.5, 7.0
+    x = np.asarray(x, order=layout)
+    assert ref.prepare_inputs(x) is x  # the reference needs nothing
+    prepared = comp.prepare_inputs(x)
+    assert prepared.indptr.dtype == np.int64 and prepared.indptr.shape == (10,)
+    assert prepared.indices.dtype == np.int32 and prepared.values.dtype == dtype
+    assert prepared.indptr[0] == 0 and prepared.indptr[-1] == np.count_nonzero(x)
+    assert list(np.diff(prepared.indptr)[[0, 4, 6, 8]]) == [0, 0, 37, 0]
+    for r in range(9):
+        assert (np.diff(prepared.indices[prepared.indptr[r]:prepared.indptr[r + 1]]) > 0).all()
+    assert (prepared.values != 0).all()
+    np.testing.assert_array_equal(dense_from(prepared, x.shape, dtype), x)
+    assert prepared.x.flags.c_contiguous
+    np.testing.assert_array_equal(prepared.x, x)
+    assert comp.prepare_inputs(prepared) is prepared
+
+
+@pytest.mark.parametrize("n,k", [(0, 5), (4, 6), (3, 1)])
+def test_prepare_inputs_of_all_zeros_and_empty_inputs(n, k):
+    x = np.zeros((n, k), np.float32)
+    prepared = comp.prepare_inputs(x)
+    assert list(prepared.indptr) == [0] * (n + 1)
+    assert prepared.indices.shape == prepared.values.shape == (0,)
+    np.testing.assert_array_equal(dense_from(prepared, x.shape, np.float32), x)
+
+
+def test_train_epoch_takes_plain_or_prepared_inputs_alike(driver):
+    """A plain array given to the numba train_epoch is prepared there: the same result."""
+    rng = rng_for("plain or prepared")
+    sizes, output, x, y = task_data(rng, "softmax-10", 43, np.float32)
+    weights, biases = network(rng, sizes, np.float32)
+    order = rng.permutation(43)
+    runs = []
+    for inputs in (x, comp.prepare_inputs(x)):
+        w, b = copies(weights), copies(biases)
+        ws = allocate_workspace(sizes, 16, np.float32)
+        result = comp.train_epoch(w, b, inputs, y, order, 16, 0.2, RELU, output, ws)
+        runs.append((result, w, b))
+    assert runs[0][0] == runs[1][0]
+    for plain, prepared in zip(runs[0][1] + runs[0][2], runs[1][1] + runs[1][2]):
+        np.testing.assert_array_equal(plain, prepared)
+
+
+def test_train_epoch_refuses_inputs_not_laid_out_by_prepare_inputs():
+    rng = rng_for("bad prepared")
+    sizes, output, x, y = task_data(rng, "softmax-10", 8, np.float32)
+    weights, biases = network(rng, sizes, np.float32)
+    prepared = comp.prepare_inputs(x)
+    ws = allocate_workspace(sizes, 4, np.float32)
+    for bad in (prepared._replace(indices=prepared.indices.astype(np.int64)),
+                prepared._replace(values=prepared.values.astype(np.float64)),
+                prepared._replace(indptr=prepared.indptr[:-1])):
+        with pytest.raises(ValueError, match="prepare_inputs"):
+            comp.train_epoch(copies(weights), copies(biases), bad, y, np.arange(8), 4, 0.1,
+                             RELU, output, ws)
 
 
 def test_float32_stays_float32():
