@@ -157,16 +157,22 @@ class Network:
             return np.hstack([1 - probs, probs])
         return probs
 
+    def predicted_indices(self, x, backend="numpy") -> np.ndarray:
+        """Output-class indices (n,) for inputs already passed through `check_inputs`."""
+        probs = self.output_proba(x, backend)
+        if self.sizes[-1] == 1:
+            return (probs[:, 0] > 0.5).astype(np.int64)  # as argmax of [1 - p, p]
+        return probs.argmax(axis=1)
+
     def predict(self, x, backend="numpy") -> np.ndarray:
         """Predicted class labels (n,) for inputs x (n, n_in)."""
-        index = self.predict_proba(x, backend).argmax(axis=1)
-        return np.asarray(self.classes)[index]
+        return np.asarray(self.classes)[self.predicted_indices(self.check_inputs(x), backend)]
 
     def score(self, x, labels, backend="numpy") -> float:
         """Accuracy (a fraction in [0, 1]) of ``predict(x)`` against ``labels``."""
         x = self.check_inputs(x)
-        self.class_indices(labels, x.shape[0])  # validates the labels
-        return float(np.mean(self.predict(x, backend) == np.asarray(labels)))
+        truth = self.class_indices(labels, x.shape[0])
+        return float(np.mean(self.predicted_indices(x, backend) == truth))
 
     # --- doors to training and files ----------------------------------------------------
 

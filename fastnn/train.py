@@ -184,9 +184,9 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float =
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise ValueError("validation must be a pair (X_val, labels_val), not "
                              f"{type(validation).__name__}")
+        # Checked and encoded once here, not again after every epoch.
         x_val = net.check_inputs(validation[0], "validation X")
-        labels_val = np.asarray(validation[1])
-        net.class_indices(labels_val, x_val.shape[0], "validation labels")
+        val_truth = net.class_indices(validation[1], x_val.shape[0], "validation labels")
     n = x.shape[0]
     batch = resolve_batch_size(batch_size, n)
     kern = kernels.get_backend(backend)
@@ -236,7 +236,7 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float =
             seconds = time.perf_counter() - started
             val_accuracy = None
             if validation is not None:
-                val_accuracy = net.score(x_val, labels_val)
+                val_accuracy = float(np.mean(net.predicted_indices(x_val) == val_truth))
             record = EpochRecord(epoch, loss_sum / n, n_correct / n, val_accuracy, seconds)
             history.epochs.append(record)
             history.rng_state = rng.bit_generator.state

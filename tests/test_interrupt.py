@@ -362,20 +362,20 @@ def test_an_interrupt_anywhere_in_fit_resumes_to_the_uninterrupted_result(small_
             raise KeyboardInterrupt
 
     finished = [0]
-    original_score = Network.score
+    original_predict = Network.predicted_indices  # what fit's validation pass calls
 
-    def score(self, *args, **kwargs):
+    def predicted_indices(self, *args, **kwargs):
         if where == "validation" and finished[0] == 1:
             raise KeyboardInterrupt
-        return original_score(self, *args, **kwargs)
+        return original_predict(self, *args, **kwargs)
 
-    Network.score = score
+    Network.predicted_indices = predicted_indices
     try:
         with pytest.raises(TrainingInterrupted) as stop:
             fit(net, x, labels, epochs=3, on_progress=on_progress, on_epoch_end=on_epoch_end,
                 **options)
     finally:
-        Network.score = original_score
+        Network.predicted_indices = original_predict
     history = stop.value.history
     assert len(history.epochs) == (2 if where == "after-epoch" else 1)
     resumed = History.from_state(json.loads(json.dumps(history.state())))
