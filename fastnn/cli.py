@@ -150,6 +150,11 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
                        help="never download; use only local files")
 
 
+def _add_backend_option(parser) -> None:
+    parser.add_argument("--backend", choices=tuple(kernels.BACKENDS), default=None,
+                        help=f"kernel backend (default: ${kernels.BACKEND_ENV_VAR}, else numba)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastnn",
@@ -196,8 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="training rows held out for validation, as a count or a fraction "
                             "(default: 0.1)")
     run = train.add_argument_group("execution")
-    run.add_argument("--backend", choices=tuple(kernels.BACKENDS), default=None,
-                     help=f"kernel backend (default: ${kernels.BACKEND_ENV_VAR}, else numba)")
+    _add_backend_option(run)
     run.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                      help="threads for training: Numba's pool with the numba backend, the "
                           "BLAS pool with numpy (default: every core this process may use)")
@@ -235,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "confusion matrix (rows: true digit, columns: predicted digit).")
     evaluate.add_argument("model", metavar="MODEL", help="model file written by 'train --save'")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_backend_option(evaluate)
     _add_data_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
@@ -257,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="take 28x28 inputs as already MNIST-formatted (light digit on "
                               "black, centred): only scale the values to 0-1")
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_backend_option(predict)
     predict.set_defaults(handler=cmd_predict)
 
     samples = commands.add_parser(
@@ -654,7 +660,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _check_mnist_model(net, args.model)
     data = _load_data(args)
     task = make_task(data, net.classes, val_size=0, dtype=net.dtype)
-    predicted = net.predict(task.x_test)
+    predicted = net.predict(task.x_test, args.backend or kernels.default_backend())
     truth = task.labels_test
     matrix = metrics.confusion_matrix(truth, predicted, net.classes)
     per_class = dict(zip(net.classes, metrics.per_class_accuracy(matrix).tolist()))
@@ -675,7 +681,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     net = load_model(args.model)
     results = images.classify_files(net, args.files, top=args.top,
-                                    preprocess=not args.no_preprocess)
+                                    preprocess=not args.no_preprocess,
+                                    backend=args.backend or kernels.default_backend())
     if args.json:
         print(json.dumps({"model": str(args.model), "classes": list(net.classes),
                           "predictions": results}, indent=2))

@@ -237,7 +237,8 @@ def top_classes(probabilities: np.ndarray, classes, k: int = 3) -> list:
     return [(int(classes[i]), float(probabilities[i])) for i in order]
 
 
-def classify_files(net, paths, *, top: int = 3, preprocess: bool = True) -> list:
+def classify_files(net, paths, *, top: int = 3, preprocess: bool = True,
+                   backend: str = "numpy") -> list:
     """Predict every image in ``paths`` with ``net``: one dict per image.
 
     Each dict holds ``file``, ``index`` (the position in a .npy stack, None
@@ -255,7 +256,7 @@ def classify_files(net, paths, *, top: int = 3, preprocess: bool = True) -> list
                 where = f"{path}[{i}]" if len(found) > 1 else str(path)
                 raise ValueError(f"{where}: {err}") from None
             names.append((str(path), i if len(found) > 1 else None))
-    probabilities = net.predict_proba(np.stack(rows))
+    probabilities = net.predict_proba(np.stack(rows), backend)
     results = []
     for (name, index), row in zip(names, probabilities):
         ranked = top_classes(row, net.classes, top)

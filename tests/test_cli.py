@@ -108,3 +108,16 @@ def test_full_mnist_requested_but_missing_fails_loudly(tmp_path):
 def test_the_console_script_is_installed():
     result = subprocess.run(["fastnn", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("fastnn ")
+
+
+def test_evaluate_gives_the_same_answer_on_either_backend(tmp_path, capsys):
+    model = tmp_path / "model.npz"
+    assert main(["train", *QUICK, "-q", "--save", str(model)]) == 0
+    capsys.readouterr()
+    reports = []
+    for backend in ("numpy", "numba"):
+        assert main(["evaluate", str(model), "--data", "sample", "--json",
+                     "--backend", backend]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    assert reports[0]["accuracy"] == reports[1]["accuracy"]
+    assert reports[0]["confusion_matrix"] == reports[1]["confusion_matrix"]

@@ -209,9 +209,9 @@ def test_no_preprocess_feeds_arrays_as_they_are(trained, tmp_path, capsys):
     noise = np.random.default_rng(1).random((28, 28)).astype(np.float32)
     np.save(tmp_path / "noise.npy", noise)
     assert main(["predict", str(model), str(tmp_path / "noise.npy"), "--no-preprocess",
-                 "--json", "--top", "10"]) == 0
+                 "--json", "--top", "10", "--backend", "numpy"]) == 0
     top = json.loads(capsys.readouterr().out)["predictions"][0]["top"]
-    expected = net.predict_proba(noise.ravel())[0]
+    expected = net.predict_proba(noise.ravel(), "numpy")[0]
     assert {t["digit"]: t["probability"] for t in top} == pytest.approx(
         dict(enumerate(expected.tolist())))
 
