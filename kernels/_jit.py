@@ -65,13 +65,20 @@ DISPATCHERS = []
 _PARALLEL_OF = {}
 
 
-def jit(func=None, *, parallel=False):
+def jit(func=None, *, parallel=False, inline=False):
     """Compile ``func`` with `OPTIONS`; ``parallel=True`` only for a distinct driver.
 
-    Usable bare (``@jit``) or with the one option (``@jit(parallel=True)``).
+    ``inline=True`` marks a helper that compiled callers take into their own
+    body (Numba's ``inline="always"``) instead of calling it. Compile time
+    grows with every compiled function a caller links in, since LLVM
+    optimises the callee again inside each caller; a helper inlined into
+    the few real entry points is typed and optimised there once. Called from
+    Python, such a helper still compiles on its own.
+
+    Usable bare (``@jit``) or with options (``@jit(parallel=True)``).
     """
     if func is None:
-        return lambda f: jit(f, parallel=parallel)
+        return lambda f: jit(f, parallel=parallel, inline=inline)
     key = (func.__module__, func.__qualname__)
     if _PARALLEL_OF.setdefault(key, parallel) != parallel:
         raise ValueError(
@@ -79,7 +86,8 @@ def jit(func=None, *, parallel=False):
             "write a separate function for the other variant (cache=True would "
             "otherwise load one variant's code for the other)."
         )
-    dispatcher = numba.njit(parallel=parallel, **OPTIONS)(func)
+    dispatcher = numba.njit(parallel=parallel, inline="always" if inline else "never",
+                            **OPTIONS)(func)
     DISPATCHERS.append(dispatcher)
     return dispatcher
 

@@ -95,3 +95,57 @@ def allocate_workspace(sizes, batch_size: int, dtype) -> Workspace:
         grad_w=tuple(np.zeros((m, n), dtype) for m, n in zip(sizes[:-1], outs)),
         grad_b=tuple(np.zeros(n, dtype) for n in outs),
     )
+
+
+def check_epoch_args(weights, biases, x, y, order, batch_size, ws: Workspace):
+    """Check what both backends' ``train_epoch`` take; returns ``(order, batch_size)``.
+
+    Compiled code has no bounds checks, so everything the loop indexes with is
+    checked here, once per call, with the same errors for both backends:
+    parameter shapes that chain, targets with one row per input row, row
+    indices in ``[0, N)``, a positive batch size and a workspace of the
+    network's shapes with room for a batch. ``order`` comes back as a
+    contiguous int64 array.
+    """
+    if len(weights) != len(biases) or not weights:
+        raise ValueError(f"need one bias per weight matrix, got {len(weights)} weights and "
+                         f"{len(biases)} biases")
+    if x.ndim != 2 or x.shape[1] != weights[0].shape[0]:
+        raise ValueError(f"x has shape {x.shape}, the first layer takes "
+                         f"{weights[0].shape[0]} inputs per row")
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        if w.ndim != 2 or b.shape != (w.shape[1],) or (i and w.shape[0] != weights[i - 1].shape[1]):
+            raise ValueError(f"layer {i}: weights {w.shape} and biases {b.shape} do not chain "
+                             "with the layers around them")
+    n_rows, n_out = x.shape[0], weights[-1].shape[1]
+    if not isinstance(y, np.ndarray) or y.shape != (n_rows, n_out) or y.dtype != x.dtype:
+        raise ValueError(f"y must be a {x.dtype} array of shape {(n_rows, n_out)} (one target "
+                         f"row per input row), got {getattr(y, 'dtype', type(y).__name__)} "
+                         f"{getattr(y, 'shape', '')}")
+    order = np.asarray(order)
+    if order.ndim != 1 or not (np.issubdtype(order.dtype, np.integer) or order.size == 0):
+        raise ValueError(f"order must be a 1-D array of row indices, got {order.dtype} "
+                         f"of shape {order.shape}")
+    order = np.ascontiguousarray(order, dtype=np.int64)
+    if order.size and (order.min() < 0 or order.max() >= n_rows):
+        bad = order[(order < 0) | (order >= n_rows)][0]
+        raise ValueError(f"order holds row index {bad}, outside [0, {n_rows})")
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    batch_size = int(batch_size)
+    rows = min(batch_size, order.shape[0])
+    if any(len(part) != len(weights) for part in (ws.z, ws.a, ws.delta, ws.grad_w, ws.grad_b)):
+        raise ValueError(f"the workspace is for another number of layers than {len(weights)}: "
+                         "allocate it with allocate_workspace")
+    for i, w in enumerate(weights):
+        m = w.shape[1]
+        for name in ("z", "a", "delta"):
+            buf = getattr(ws, name)[i]
+            if buf.ndim != 2 or buf.shape[0] < rows or buf.shape[1] != m or buf.dtype != x.dtype:
+                raise ValueError(f"workspace {name}[{i}] has shape {buf.shape} ({buf.dtype}); "
+                                 f"this network and batch need ({rows}, {m}) {x.dtype}: "
+                                 "allocate it with allocate_workspace")
+        if ws.grad_w[i].shape != w.shape or ws.grad_b[i].shape != (m,):
+            raise ValueError(f"workspace gradients of layer {i} do not match its parameters: "
+                             "allocate the workspace with allocate_workspace")
+    return order, batch_size

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import RELU, SIGMOID, SOFTMAX, WarmupInfo, Workspace
+from .common import RELU, SIGMOID, SOFTMAX, WarmupInfo, Workspace, check_epoch_args
 
 NAME = "numpy"
 
 
-def warmup() -> WarmupInfo:
+def warmup(dtype=np.float32, batch_size=64) -> WarmupInfo:
     """Nothing to compile for NumPy: no time spent, nothing compiled or loaded."""
     return WarmupInfo(0.0, 0, 0)
 
 
-def is_compiled() -> bool:
+def compile_all() -> WarmupInfo:
+    """Nothing to compile for NumPy."""
+    return WarmupInfo(0.0, 0, 0)
+
+
+def is_compiled(dtype=np.float32, batch_size=64) -> bool:
     """Always True: NumPy has nothing to compile."""
     return True
 
@@ -163,6 +168,32 @@ def forward(weights, biases, x, hidden, output, zs, activations):
         inputs = activations[i]
 
 
+def backward_deltas(weights, hidden, zs, activations, deltas):
+    """Every hidden layer's delta, from the output delta ``deltas[-1]`` back.
+
+    ``deltas[i-1] = (deltas[i] @ weights[i].T) * activation'(zs[i-1])``, in
+    place. The first layer's input gradient is never needed, so never computed.
+    """
+    for i in range(len(weights) - 1, 0, -1):
+        # The gradient at layer i-1's output goes into its delta buffer,
+        # then is multiplied in place by the activation's derivative.
+        affine_backward_input(deltas[i], weights[i], deltas[i - 1])
+        if hidden == SIGMOID:
+            sigmoid_backward(activations[i - 1], deltas[i - 1], deltas[i - 1])
+        else:
+            relu_backward(zs[i - 1], deltas[i - 1], deltas[i - 1])
+
+
+def parameter_gradients(x, activations, deltas, grad_w, grad_b):
+    """Every layer's ``grad_w[i] = input_i.T @ deltas[i]`` and ``grad_b[i] = deltas[i].sum(0)``.
+
+    ``input_0`` is x (n, n_in); ``input_i`` is ``activations[i-1]``.
+    """
+    for i in range(len(grad_w)):
+        layer_input = activations[i - 1] if i > 0 else x
+        affine_backward_params(layer_input, deltas[i], grad_w[i], grad_b[i])
+
+
 def prepare_inputs(x):
     """The inputs in the form `train_epoch` takes, built once before training.
 
@@ -176,6 +207,10 @@ def prepare_inputs(x):
 
 def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws: Workspace):
     """Run gradient-descent steps over the rows ``x[order]`` in batches.
+
+    Each step runs the phases the compiled engine runs, in its order:
+    forward, loss and output delta, backward deltas (per block of rows);
+    then the parameter gradients; then the update.
 
     Parameters
     ----------
@@ -193,7 +228,7 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
     the number of steps taken. Training stops early, before updating, at the
     first batch whose loss is not finite: then ``n_steps`` is that batch's index.
     """
-    n_layers = len(weights)
+    order, batch_size = check_epoch_args(weights, biases, x, y, order, batch_size, ws)
     loss_sum = 0.0
     n_correct = 0
     n_steps = 0
@@ -213,19 +248,12 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
             break
         loss_sum += loss
         n_correct += count_correct(acts[-1], yb)
-
         output_delta(acts[-1], yb, 1.0 / m, deltas[-1])
-        for i in range(n_layers - 1, -1, -1):
-            layer_input = acts[i - 1] if i > 0 else xb
-            affine_backward_params(layer_input, deltas[i], ws.grad_w[i], ws.grad_b[i])
-            if i > 0:
-                # The gradient at layer i-1's output goes into its delta buffer,
-                # then is multiplied in place by the activation's derivative.
-                affine_backward_input(deltas[i], weights[i], deltas[i - 1])
-                if hidden == SIGMOID:
-                    sigmoid_backward(acts[i - 1], deltas[i - 1], deltas[i - 1])
-                else:
-                    relu_backward(zs[i - 1], deltas[i - 1], deltas[i - 1])
+        backward_deltas(weights, hidden, zs, acts, deltas)
+
+        parameter_gradients(xb, acts, deltas, ws.grad_w, ws.grad_b)
+
+        for i in range(len(weights)):
             sgd_update(weights[i], ws.grad_w[i], lr)
             sgd_update(biases[i], ws.grad_b[i], lr)
         n_steps += 1

@@ -1,0 +1,243 @@
+"""Affine layers for the numba backend: BLAS for big products, short loops for small ones.
+
+Three kinds of product appear in training, each over a block of rows:
+
+* ``z = a @ w``          the forward pass of a dense layer,
+* ``g = d @ w.T``        the gradient at a layer's input (its input's delta),
+* ``grad_w += a.T @ d``  a weight gradient, summed over the batch.
+
+`matmul`, `matmul_wt` and `add_matmul_at` compute them. When the product is
+big enough for BLAS to pay (`uses_blas`) they call the single-threaded
+``sgemm``/``dgemm`` of SciPy's OpenBLAS from compiled code; below that,
+plain loops that LLVM vectorises, because a BLAS call costs about a
+microsecond of set-up, which is more than a batch-1 layer's work. The
+choice is made per tile of rows, not per thread's block, so that the
+summation order does not depend on the number of threads.
+
+The first layer reads its input through the nonzero pixels only
+(`sparse_affine_row`): a zero input adds nothing to ``x @ w``.
+
+All arrays are C-contiguous float32 or float64, rows as samples, and a
+product computes in the dtype it is given.
+"""
+
+from __future__ import annotations
+
+import numba.np.linalg  # noqa: F401  (registers Numba's BLAS helper symbols)
+import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so thread limits reach its BLAS)
+from numba import types
+
+from ._jit import jit
+
+#: Multiply-adds from which a product goes to BLAS instead of the loops below.
+#: Measured on 2 cores (AMD EPYC, float32): a 32x128 @ 128x64 block (262k)
+#: is 2x faster in BLAS; a 1x128 @ 128x64 row (8k) 3x faster in the loops.
+BLAS_MIN_WORK = 32768
+
+@jit(inline=True)
+def uses_blas(tile_rows, w):
+    """Whether a tile of ``tile_rows`` rows times w (k, m) goes to BLAS."""
+    return tile_rows * w.shape[0] * w.shape[1] >= BLAS_MIN_WORK
+
+
+# Numba's own C helper around SciPy's cython_blas ?gemm (column-major, Fortran
+# order of arguments, scalars passed by pointer). It takes the GIL only the
+# first time, to look the function up, so threads may call it.
+_xxgemm = types.ExternalFunction("numba_xxgemm", types.intc(
+    types.char, types.char, types.char, types.intp, types.intp, types.intp,
+    types.voidptr, types.voidptr, types.intp, types.voidptr, types.intp,
+    types.voidptr, types.voidptr, types.intp))
+
+_N = np.int8(ord("N"))
+_T = np.int8(ord("T"))
+
+
+@jit(inline=True)
+def _gemm(trans_b, trans_a, m, n, k, alpha, b, ldb, a, lda, beta, c, ldc):
+    """Row-major ``c (n, m) = alpha * op(a) @ op(b) + beta * c`` through column-major BLAS.
+
+    A row-major matrix is its transpose in column-major order, so
+    ``c = op(a) @ op(b)`` is asked of BLAS as ``c.T = op(b).T @ op(a).T``.
+    ``a``, ``b`` and ``c`` are views whose first element is the matrix's;
+    ``lda``, ``ldb`` and ``ldc`` their row strides in elements.
+    """
+    coef = np.empty(2, c.dtype)
+    coef[0] = alpha
+    coef[1] = beta
+    kind = np.int8(ord("s")) if c.itemsize == 4 else np.int8(ord("d"))
+    _xxgemm(kind, trans_b, trans_a, m, n, k, coef[0:].ctypes, b.ctypes, ldb,
+            a.ctypes, lda, coef[1:].ctypes, c.ctypes, ldc)
+
+
+@jit(inline=True)
+def matmul(a, w, out, lo, hi, blas):
+    """``out[lo:hi] = a[lo:hi] @ w`` for a (n, k), w (k, m), out (n, m); BLAS if ``blas``."""
+    rows = hi - lo
+    k, m = w.shape
+    if rows <= 0:
+        return
+    if blas:
+        _gemm(_N, _N, m, rows, k, 1.0, w, m, a[lo:], k, 0.0, out[lo:], m)
+        return
+    for r in range(lo, hi):
+        a_row = a[r]
+        out_row = out[r]
+        out_row[:] = 0
+        # Four rows of w per pass: out_row is loaded and stored once per four.
+        j = 0
+        while j + 4 <= k:
+            v0, v1, v2, v3 = a_row[j], a_row[j + 1], a_row[j + 2], a_row[j + 3]
+            for c in range(m):
+                out_row[c] += ((v0 * w[j, c] + v1 * w[j + 1, c])
+                               + (v2 * w[j + 2, c] + v3 * w[j + 3, c]))
+            j += 4
+        for jj in range(j, k):
+            v = a_row[jj]
+            for c in range(m):
+                out_row[c] += v * w[jj, c]
+
+
+@jit(inline=True)
+def matmul_wt(d, w, out, lo, hi, blas):
+    """``out[lo:hi] = d[lo:hi] @ w.T`` for d (n, m), w (k, m), out (n, k); BLAS if ``blas``."""
+    rows = hi - lo
+    k, m = w.shape
+    if rows <= 0:
+        return
+    if blas:
+        _gemm(_T, _N, k, rows, m, 1.0, w, m, d[lo:], m, 0.0, out[lo:], k)
+        return
+    for r in range(lo, hi):
+        d_row = d[r]
+        out_row = out[r]
+        for j in range(k):  # one dot product per contiguous row of w
+            s = out_row.dtype.type(0)
+            for c in range(m):
+                s += w[j, c] * d_row[c]
+            out_row[j] = s
+
+
+@jit(inline=True)
+def add_matmul_at(a, d, lo, hi, grad, j0, j1, blas):
+    """``grad[j0:j1] += a[lo:hi, j0:j1].T @ d[lo:hi]`` for a (n, k), d (n, m), grad (k, m).
+
+    Rows j0..j1 of a weight gradient, summed over the batch rows lo..hi:
+    threads that own different j ranges never write the same element.
+    BLAS if ``blas``.
+    """
+    rows = hi - lo
+    kb = j1 - j0
+    m = d.shape[1]
+    k = a.shape[1]
+    if rows <= 0 or kb <= 0:
+        return
+    if blas:
+        _gemm(_N, _T, m, kb, rows, 1.0, d[lo:], m, a[lo:, j0:], k, 1.0, grad[j0:], m)
+        return
+    for j in range(j0, j1):
+        g = grad[j]
+        r = lo
+        while r + 4 <= hi:  # four rows per pass over g
+            v0, v1, v2, v3 = a[r, j], a[r + 1, j], a[r + 2, j], a[r + 3, j]
+            for c in range(m):
+                g[c] += (v0 * d[r, c] + v1 * d[r + 1, c]) + (v2 * d[r + 2, c] + v3 * d[r + 3, c])
+            r += 4
+        for rr in range(r, hi):
+            v = a[rr, j]
+            for c in range(m):
+                g[c] += v * d[rr, c]
+
+
+@jit(inline=True)
+def add_bias(out, b, lo, hi):
+    """``out[lo:hi] += b`` for out (n, m), b (m,)."""
+    for r in range(lo, hi):
+        out_row = out[r]
+        for c in range(b.shape[0]):
+            out_row[c] += b[c]
+
+
+@jit(inline=True)
+def sparse_affine_row(indices, values, p0, p1, w, b, out_row):
+    """``out_row = x_row @ w + b`` for an input row given by its nonzero entries.
+
+    The row's nonzero (column, value) pairs are ``indices[p0:p1]``,
+    ``values[p0:p1]``. Eight rows of w are added per pass over out_row.
+    """
+    m = w.shape[1]
+    out_row[:] = 0
+    p = p0
+    while p + 8 <= p1:
+        j0, j1, j2, j3 = indices[p], indices[p + 1], indices[p + 2], indices[p + 3]
+        j4, j5, j6, j7 = indices[p + 4], indices[p + 5], indices[p + 6], indices[p + 7]
+        v0, v1, v2, v3 = values[p], values[p + 1], values[p + 2], values[p + 3]
+        v4, v5, v6, v7 = values[p + 4], values[p + 5], values[p + 6], values[p + 7]
+        for c in range(m):
+            out_row[c] += (((v0 * w[j0, c] + v1 * w[j1, c]) + (v2 * w[j2, c] + v3 * w[j3, c]))
+                           + ((v4 * w[j4, c] + v5 * w[j5, c]) + (v6 * w[j6, c] + v7 * w[j7, c])))
+        p += 8
+    for q in range(p, p1):
+        j = indices[q]
+        v = values[q]
+        for c in range(m):
+            out_row[c] += v * w[j, c]
+    for c in range(m):
+        out_row[c] += b[c]
+
+
+@jit(inline=True)
+def dense_affine_row(x_row, w, b, out_row):
+    """``out_row = x_row @ w + b`` over every input, zero or not (see `all_finite`)."""
+    k, m = w.shape
+    out_row[:] = 0
+    for j in range(k):
+        v = x_row[j]
+        for c in range(m):
+            out_row[c] += v * w[j, c]
+    for c in range(m):
+        out_row[c] += b[c]
+
+
+@jit(inline=True)
+def all_finite(a):
+    """True when no element of a is inf or NaN (``x * 0`` is 0 only for finite x).
+
+    Zero inputs may be skipped only while this holds for the other factor:
+    the reference computes ``0 * inf = nan``, and so must we.
+    """
+    flat = a.reshape(a.size)
+    s = flat.dtype.type(0)
+    for i in range(flat.shape[0]):
+        s += flat[i] * 0
+    return s == 0
+
+
+# --- the public affine kernels (twins of numpy_backend's) -------------------------------
+
+@jit
+def affine_forward(x, w, b, out):
+    """``out = x @ w + b`` for x (n, k), w (k, m), b (m,), out (n, m)."""
+    matmul(x, w, out, 0, x.shape[0], uses_blas(x.shape[0], w))
+    add_bias(out, b, 0, x.shape[0])
+
+
+@jit
+def affine_backward_params(x, delta, grad_w, grad_b):
+    """Parameter gradients of an affine layer.
+
+    ``grad_w = x.T @ delta`` (k, m) and ``grad_b = delta.sum(0)`` (m,),
+    for x (n, k) and delta (n, m), the gradient of the loss at the layer's output.
+    """
+    grad_w[:] = 0
+    add_matmul_at(x, delta, 0, x.shape[0], grad_w, 0, x.shape[1], uses_blas(x.shape[0], grad_w))
+    grad_b[:] = 0
+    for r in range(delta.shape[0]):
+        for c in range(delta.shape[1]):
+            grad_b[c] += delta[r, c]
+
+
+@jit
+def affine_backward_input(delta, w, out):
+    """Input gradient of an affine layer: ``out = delta @ w.T`` (n, k)."""
+    matmul_wt(delta, w, out, 0, delta.shape[0], uses_blas(delta.shape[0], w))

@@ -1,0 +1,304 @@
+"""The phases of one training step, compiled, each named after its reference step.
+
+``numpy_backend.train_epoch`` takes a step in this order, and so does the
+engine in ``numba_engine.py``:
+
+1. per block of rows: `forward_block`, then `loss_block` (loss, hits and
+   the output delta), then `backward_block` (every hidden layer's delta);
+2. per block of weights: `gradient_block` (``grad_w += a.T @ delta``);
+3. per block of weights: `update_block` (``param -= lr * grad``).
+
+Phase 1 splits a tile of rows over threads: a row's forward pass and deltas
+need only that row and the fixed weights. Phases 2 and 3 split the weights
+instead: thread t owns first-layer inputs ``bounds[t]:bounds[t+1]`` and the
+same share of every other layer's rows, so no two threads write one element
+and every gradient is summed over the rows in the same order, whatever the
+number of threads.
+
+Tile row r is data row ``order[start + r]``; its activations and deltas are
+row r of the workspace buffers. The inputs arrive as the arrays of a
+`kernels.common.PreparedInputs`: the first layer reads each row's nonzero
+entries from the CSR arrays ``indptr, indices, values``, and reads the dense
+``x`` only where zeros may not be skipped (an inf/NaN factor, where the
+reference computes ``0 * inf = nan``).
+
+Per-layer arguments are tuples padded to a fixed length (see
+``numba_backend.LAYER_SLOTS``), with ``n_layers`` the real count.
+"""
+
+from __future__ import annotations
+
+from ._jit import jit
+from .common import SIGMOID, SOFTMAX
+from .numba_affine import (add_bias, add_matmul_at, all_finite, dense_affine_row, matmul,
+                           matmul_wt, sparse_affine_row, uses_blas)
+from .numba_elementwise import (activate_row, correct_row, output_delta_row,
+                                relu_backward_row, sigmoid_backward_row,
+                                sigmoid_cross_entropy_row, softmax_cross_entropy_row)
+
+
+@jit(inline=True)
+def weights_finite(n_layers, weights):
+    """True when every weight is finite: only then may zero inputs be skipped."""
+    for i in range(n_layers):
+        if not all_finite(weights[i]):
+            return False
+    return True
+
+
+@jit(inline=True)
+def forward_block(lo, hi, tile_rows, start, n_layers, weights, biases, x, indptr, indices, values, order,
+                  hidden, output, zs, acts, skip_zeros):
+    """Forward pass of tile rows lo..hi: fills ``zs[i][lo:hi]`` and ``acts[i][lo:hi]``.
+
+    The first layer reads each row's nonzero inputs while ``skip_zeros``
+    (finite weights), else the dense row; the other layers multiply the
+    block at once (`matmul`). The last ``acts`` holds the probabilities.
+    """
+    last = n_layers - 1
+    for r in range(lo, hi):
+        row = order[start + r]
+        if skip_zeros:
+            sparse_affine_row(indices, values, indptr[row], indptr[row + 1],
+                              weights[0], biases[0], zs[0][r])
+        else:
+            dense_affine_row(x[row], weights[0], biases[0], zs[0][r])
+        activate_row(output if last == 0 else hidden, zs[0][r], acts[0][r])
+    for i in range(1, n_layers):
+        matmul(acts[i - 1], weights[i], zs[i], lo, hi, uses_blas(tile_rows, weights[i]))
+        add_bias(zs[i], biases[i], lo, hi)
+        code = output if i == last else hidden
+        for r in range(lo, hi):
+            activate_row(code, zs[i][r], acts[i][r])
+
+
+@jit(inline=True)
+def loss_block(lo, hi, start, n_layers, y, order, output, scale, zs, acts, deltas,
+               row_loss, row_hit):
+    """Loss, hit and output delta of tile rows lo..hi.
+
+    ``row_loss[r]`` is the row's loss (from the logits, in the arrays'
+    dtype), ``row_hit[r]`` 1 if it was classified right, and the last delta
+    is ``scale * (probs - y)``.
+    """
+    last = n_layers - 1
+    for r in range(lo, hi):
+        row = order[start + r]
+        if output == SOFTMAX:
+            row_loss[r] = softmax_cross_entropy_row(zs[last][r], y[row])
+        else:
+            row_loss[r] = sigmoid_cross_entropy_row(zs[last][r], y[row])
+        row_hit[r] = 1 if correct_row(acts[last][r], y[row]) else 0
+        output_delta_row(acts[last][r], y[row], scale, deltas[last][r])
+
+
+@jit(inline=True)
+def backward_block(lo, hi, tile_rows, n_layers, weights, hidden, zs, acts, deltas, row_finite):
+    """Every hidden layer's delta for tile rows lo..hi, from the output delta back.
+
+    ``deltas[i-1] = (deltas[i] @ w[i].T) * activation'``. The first layer's
+    input gradient is never needed, so never computed. ``row_finite[r]``
+    tells whether row r's first-layer delta is finite.
+    """
+    for i in range(n_layers - 1, 0, -1):
+        matmul_wt(deltas[i], weights[i], deltas[i - 1], lo, hi, uses_blas(tile_rows, weights[i]))
+        for r in range(lo, hi):
+            if hidden == SIGMOID:
+                sigmoid_backward_row(acts[i - 1][r], deltas[i - 1][r], deltas[i - 1][r])
+            else:
+                relu_backward_row(zs[i - 1][r], deltas[i - 1][r], deltas[i - 1][r])
+    for r in range(lo, hi):
+        row_finite[r] = 1 if all_finite(deltas[0][r]) else 0
+
+
+@jit
+def rows_block(lo, hi, tile_rows, train, start, n_layers, weights, biases, x, indptr, indices, values,
+               y, order, hidden, output, scale, zs, acts, deltas, skip_zeros,
+               row_loss, row_hit, row_finite):
+    """Phase 1 for rows lo..hi of a tile of ``tile_rows``: forward, and with ``train`` loss and deltas."""
+    forward_block(lo, hi, tile_rows, start, n_layers, weights, biases, x, indptr, indices, values, order,
+                  hidden, output, zs, acts, skip_zeros)
+    if train:
+        loss_block(lo, hi, start, n_layers, y, order, output, scale, zs, acts, deltas,
+                   row_loss, row_hit)
+        backward_block(lo, hi, tile_rows, n_layers, weights, hidden, zs, acts, deltas, row_finite)
+
+
+@jit(inline=True)
+def _first_at_least(indices, lo, hi, bound):
+    """First position p in lo..hi with ``indices[p] >= bound`` (indices ascend in a row)."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if indices[mid] < bound:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@jit(inline=True)
+def gradient_block(t, n_blocks, rows, start, n_layers, x, indptr, indices, values, order,
+                   acts, deltas, grad_w, grad_b, bounds, touched, touched_list, n_touched,
+                   skip_zeros):
+    """Phase 2, block t: add tile rows 0..rows to block t of every gradient.
+
+    The first layer adds ``value * delta`` over each row's nonzero inputs in
+    block t, and lists the grad_w rows it touched in
+    ``touched_list[bounds[t]:bounds[t] + n_touched[t]]`` so the update visits
+    only those. While a first-layer delta is inf or NaN (``skip_zeros``
+    False) every input counts, read from the dense x. The other layers'
+    blocks are products (`add_matmul_at`); the biases' columns are split the
+    same way.
+    """
+    g0 = grad_w[0]
+    d0 = deltas[0]
+    m0 = g0.shape[1]
+    base = bounds[t]
+    # A local count, written back once: n_touched[t] shares a cache line
+    # with the other blocks' counts, and threads would fight over it.
+    count = n_touched[t]
+    if skip_zeros:
+        for r in range(rows):
+            row = order[start + r]
+            p1 = indptr[row + 1]
+            p = _first_at_least(indices, indptr[row], p1, bounds[t])
+            while p < p1 and indices[p] < bounds[t + 1]:
+                j = indices[p]
+                v = values[p]
+                if touched[j] == 0:
+                    touched[j] = 1
+                    touched_list[base + count] = j
+                    count += 1
+                for c in range(m0):
+                    g0[j, c] += v * d0[r, c]
+                p += 1
+    else:
+        for j in range(bounds[t], bounds[t + 1]):
+            if touched[j] == 0:
+                touched[j] = 1
+                touched_list[base + count] = j
+                count += 1
+        for r in range(rows):
+            x_row = x[order[start + r]]
+            for j in range(bounds[t], bounds[t + 1]):
+                v = x_row[j]
+                for c in range(m0):
+                    g0[j, c] += v * d0[r, c]
+    n_touched[t] = count
+    for i in range(1, n_layers):
+        k = grad_w[i].shape[0]
+        add_matmul_at(acts[i - 1], deltas[i], 0, rows, grad_w[i],
+                      k * t // n_blocks, k * (t + 1) // n_blocks, uses_blas(rows, grad_w[i]))
+    for i in range(n_layers):
+        gb = grad_b[i]
+        d = deltas[i]
+        m = gb.shape[0]
+        for c in range(m * t // n_blocks, m * (t + 1) // n_blocks):
+            total = gb[c]  # summed locally: neighbouring columns belong to other blocks
+            for r in range(rows):
+                total += d[r, c]
+            gb[c] = total
+
+
+@jit(inline=True)
+def update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
+                 bounds, touched, touched_list, n_touched, new_weights_finite):
+    """Phase 3, block t: ``param -= lr * grad`` on block t, then zero the gradient.
+
+    Zeroing here keeps every gradient buffer zero between steps, so phase 2
+    can accumulate into it. First-layer rows nobody touched have a zero
+    gradient, so skipping them changes nothing. ``new_weights_finite[t]``
+    becomes whether block t's weights are all finite now (the rest did not
+    change).
+    """
+    w0 = weights[0]
+    g0 = grad_w[0]
+    base = bounds[t]
+    poison = w0.dtype.type(0)  # stays 0 unless some new weight is inf or NaN
+    for u in range(n_touched[t]):
+        j = touched_list[base + u]
+        for c in range(w0.shape[1]):
+            w0[j, c] -= lr * g0[j, c]
+            g0[j, c] = 0
+            poison += w0[j, c] * 0
+        touched[j] = 0
+    n_touched[t] = 0
+    for i in range(1, n_layers):
+        w = weights[i]
+        g = grad_w[i]
+        k, m = w.shape
+        for j in range(k * t // n_blocks, k * (t + 1) // n_blocks):
+            for c in range(m):
+                w[j, c] -= lr * g[j, c]
+                g[j, c] = 0
+                poison += w[j, c] * 0
+    new_weights_finite[t] = 1 if poison == 0 else 0
+    for i in range(n_layers):
+        b = biases[i]
+        gb = grad_b[i]
+        m = b.shape[0]
+        for c in range(m * t // n_blocks, m * (t + 1) // n_blocks):
+            b[c] -= lr * gb[c]
+            gb[c] = 0
+
+
+@jit
+def learn_block(t, n_blocks, rows, start, update, n_layers, weights, biases, x, indptr,
+                indices, values, order, acts, deltas, grad_w, grad_b, lr, bounds, touched,
+                touched_list, n_touched, skip_zeros, new_weights_finite):
+    """Phases 2 and 3 for block t (3 only with ``update``, after a step's last tile).
+
+    Both touch only block t's weights, so one thread runs them back to back.
+    """
+    gradient_block(t, n_blocks, rows, start, n_layers, x, indptr, indices, values, order,
+                   acts, deltas, grad_w, grad_b, bounds, touched, touched_list, n_touched,
+                   skip_zeros)
+    if update:
+        update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
+                     bounds, touched, touched_list, n_touched, new_weights_finite)
+
+
+@jit(inline=True)
+def gradient_update_row(n_layers, weights, biases, acts, deltas, lr, x_row, indices, values,
+                        p0, p1, skip_zeros):
+    """Phases 2 and 3 fused for a batch of one row (tile row 0); returns new weights finite.
+
+    With one row a weight gradient is an outer product, so ``w -= lr * grad``
+    is applied element by element as it is computed: the same products,
+    rounded the same way, in one pass and without gradient buffers. The
+    row's nonzero inputs are ``indices/values[p0:p1]``, read while
+    ``skip_zeros`` (a finite first-layer delta), else the dense x_row.
+    """
+    poison = weights[0].dtype.type(0)  # stays 0 unless some new weight is inf or NaN
+    w0 = weights[0]
+    d0 = deltas[0][0]
+    m0 = w0.shape[1]
+    if skip_zeros:
+        for p in range(p0, p1):
+            j = indices[p]
+            v = values[p]
+            for c in range(m0):
+                w0[j, c] -= lr * (v * d0[c])
+                poison += w0[j, c] * 0
+    else:
+        for j in range(w0.shape[0]):
+            v = x_row[j]
+            for c in range(m0):
+                w0[j, c] -= lr * (v * d0[c])
+                poison += w0[j, c] * 0
+    for i in range(1, n_layers):
+        w = weights[i]
+        a = acts[i - 1][0]
+        d = deltas[i][0]
+        k, m = w.shape
+        for j in range(k):
+            v = a[j]
+            for c in range(m):
+                w[j, c] -= lr * (v * d[c])
+                poison += w[j, c] * 0
+    for i in range(n_layers):
+        b = biases[i]
+        d = deltas[i][0]
+        for c in range(b.shape[0]):
+            b[c] -= lr * d[c]
+    return poison == 0
