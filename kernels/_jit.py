@@ -8,8 +8,10 @@ options below are written once and no decorator repeats them.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numba
+from numba.core import caching
 
 # Numba's threaded loops run on OpenMP (libgomp) here. Between two threaded
 # loops an idle libgomp thread spins before it sleeps, by default for ~300,000
@@ -54,6 +56,58 @@ OPTIONS = {
     "error_model": "numpy",
     "fastmath": set(FASTMATH),
 }
+
+# --- the disk cache must notice a change to any kernel module --------------------
+#
+# Numba keys a cached function on the modification time and size of its own
+# source file only. The engine's functions call functions of other modules
+# (numba_engine -> numba_phases -> numba_affine ...), whose machine code is
+# compiled into their callers: after an edit to numba_affine.py alone, a cached
+# train_steps would run the old arithmetic. So every fastnn kernel is stamped
+# with all kernel modules' stamps together.
+
+_KERNELS_DIR = Path(__file__).resolve().parent
+
+
+def _kernel_sources_stamp() -> tuple:
+    """(name, mtime_ns, size) of every module of ``kernels/``: changes when any of them does."""
+    return tuple((path.name, path.stat().st_mtime_ns, path.stat().st_size)
+                 for path in sorted(_KERNELS_DIR.glob("*.py")))
+
+
+class _AllKernelSourcesLocator(caching._CacheLocator):
+    """Numba's usual cache locator for a kernel, with a stamp covering all kernel modules."""
+
+    def __init__(self, usual):
+        self._usual = usual
+
+    def ensure_cache_path(self):
+        self._usual.ensure_cache_path()
+
+    def get_cache_path(self):
+        return self._usual.get_cache_path()
+
+    def get_source_stamp(self):
+        return self._usual.get_source_stamp(), _kernel_sources_stamp()
+
+    def get_disambiguator(self):
+        return self._usual.get_disambiguator()
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if Path(py_file).resolve().parent != _KERNELS_DIR:
+            return None
+        for usual in caching.CacheImpl._locator_classes:
+            if usual is not cls:
+                locator = usual.from_function(py_func, py_file)
+                if locator is not None:
+                    return cls(locator)
+        return None
+
+
+if _AllKernelSourcesLocator not in caching.CacheImpl._locator_classes:
+    caching.CacheImpl._locator_classes.insert(0, _AllKernelSourcesLocator)
+
 
 #: Every dispatcher made by `jit`, so `compile_stats` can report on all of them.
 DISPATCHERS = []

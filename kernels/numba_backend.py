@@ -89,9 +89,15 @@ def _pad(n_layers, *per_layer):
 
 
 def _blocks_for(rows: int) -> int:
-    """Threads to split ``rows`` over: all of Numba's, or 1 below `PARALLEL_MIN_BATCH`."""
-    threads = numba.get_num_threads()
-    return threads if threads > 1 and rows >= PARALLEL_MIN_BATCH else 1
+    """Blocks to split ``rows`` into: one per thread of Numba's pool, or 1 below `PARALLEL_MIN_BATCH`.
+
+    The count follows the pool's size, which is fixed for the process, not the
+    number of threads in use (``--threads``): the blocks, and with them every
+    BLAS call's shape and every sum's order, are the same for any thread
+    count, so results are too. Fewer threads than blocks take turns.
+    """
+    pool = numba.config.NUMBA_NUM_THREADS
+    return pool if pool > 1 and rows >= PARALLEL_MIN_BATCH else 1
 
 
 @contextmanager
@@ -115,6 +121,12 @@ def _pool_of(n_blocks):
 def _row_scratch(rows, dtype):
     """Per-row results of phase 1: loss, hit, first-layer delta finite."""
     return np.zeros(rows, dtype), np.zeros(rows, np.int64), np.ones(rows, np.uint8)
+
+
+def _column_scratch(rows, n_in, n_blocks, dtype):
+    """Room to sort a tile's first-layer entries by column: column ends, rows, values."""
+    return (np.zeros(n_in + n_blocks, np.int64), np.zeros(rows * n_in, np.int32),
+            np.zeros(rows * n_in, dtype))
 
 
 def _prepared(x, dtype=None) -> PreparedInputs:
@@ -182,13 +194,14 @@ def backward_deltas(weights, hidden, zs, activations, deltas):
 
 @jit
 def _gradients(n_layers, x, indptr, indices, values, order, acts, deltas, grad_w, grad_b,
-               bounds, touched, touched_list, n_touched, skip_zeros):
+               bounds, col_start, csc_rows, csc_values, touched, touched_list, n_touched,
+               skip_zeros):
     for i in range(n_layers):
         grad_w[i][:] = 0
         grad_b[i][:] = 0
     gradient_block(0, 1, order.shape[0], 0, n_layers, x, indptr, indices, values, order,
-                   acts, deltas, grad_w, grad_b, bounds, touched, touched_list, n_touched,
-                   skip_zeros)
+                   acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
+                   touched, touched_list, n_touched, skip_zeros)
 
 
 def parameter_gradients(x, activations, deltas, grad_w, grad_b):
@@ -207,8 +220,9 @@ def parameter_gradients(x, activations, deltas, grad_w, grad_b):
     activations, deltas, grad_w, grad_b = _pad(n_layers, activations, deltas, grad_w, grad_b)
     _gradients(n_layers, x, inputs.indptr, inputs.indices, inputs.values,
                np.arange(n, dtype=np.int64), activations, deltas, grad_w, grad_b,
-               np.array([0, n_in], np.int64), np.zeros(n_in, np.uint8),
-               np.empty(n_in, np.int64), np.zeros(1, np.int64), skip_zeros)
+               np.array([0, n_in], np.int64), *_column_scratch(n, n_in, 1, x.dtype),
+               np.zeros(n_in, np.uint8), np.zeros(n_in, np.int64), np.zeros(1, np.int64),
+               skip_zeros)
 
 
 def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws: Workspace):
@@ -243,9 +257,11 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
     n_in = x.shape[1]
     weights, biases, zs, acts, deltas, grad_w, grad_b = _pad(
         n_layers, weights, biases, ws.z, ws.a, ws.delta, ws.grad_w, ws.grad_b)
+    tile = min(rows, TILE_ROWS)
     scratch = (
         np.array([n_in * t // n_blocks for t in range(n_blocks + 1)], np.int64),  # bounds
-        *_row_scratch(min(rows, TILE_ROWS), x.dtype),
+        *_row_scratch(tile, x.dtype),
+        *_column_scratch(tile, n_in, n_blocks, x.dtype),
         np.zeros(n_in, np.uint8),      # touched: first-layer rows of this batch
         np.zeros(n_in, np.int64),      # touched_list
         np.zeros(n_blocks, np.int64),  # n_touched, per block
@@ -260,28 +276,28 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
 
 # --- compilation ---------------------------------------------------------------------------
 
-_ready = set()  # (dtype name, threaded) pairs compiled or loaded in this process
+_ready = set()  # names of the dtypes whose kernels are compiled or loaded in this process
 
 
 def is_compiled(dtype=np.float32, batch_size=64) -> bool:
-    """True when `warmup` for this dtype and batch size has run in this process."""
-    return (np.dtype(dtype).name, _blocks_for(batch_size) > 1) in _ready
+    """True when `warmup` for this dtype has run in this process (any batch size)."""
+    return np.dtype(dtype).name in _ready
 
 
 def warmup(dtype=np.float32, batch_size=64) -> WarmupInfo:
     """Compile, or load from the disk cache, what a training run of ``dtype`` needs.
 
-    That is `prepare_inputs`, the epoch loop (for ``batch_size`` at the
-    current thread count) and the forward pass that validation and
-    prediction use. The first process compiles; later ones load the machine
+    That is `prepare_inputs`, the epoch loop (one compiled loop serves every
+    batch size and thread count) and the forward pass that validation and
+    prediction use. ``batch_size`` is accepted for the NumPy twin's sake. The first process compiles; later ones load the machine
     code from the cache. Calling it again in the same process is free.
     """
     dtype = np.dtype(dtype)
-    key = (dtype.name, _blocks_for(batch_size) > 1)
+    key = dtype.name
     compiled_before, loaded_before = compile_stats()
     t0 = time.perf_counter()
     if key not in _ready:
-        _run_tiny_epoch(dtype, batch_size)
+        _run_tiny_epoch(dtype, PARALLEL_MIN_BATCH)
         _ready.add(key)
     seconds = time.perf_counter() - t0
     compiled_after, loaded_after = compile_stats()
@@ -297,9 +313,8 @@ def compile_all() -> WarmupInfo:
     compiled_before, loaded_before = compile_stats()
     t0 = time.perf_counter()
     for dtype in (np.dtype(np.float32), np.dtype(np.float64)):
-        _run_tiny_epoch(dtype, 1)
         _run_tiny_epoch(dtype, PARALLEL_MIN_BATCH)
-        _ready.update({(dtype.name, False), (dtype.name, True)})
+        _ready.add(dtype.name)
         _run_standalone_kernels(dtype)
     seconds = time.perf_counter() - t0
     compiled_after, loaded_after = compile_stats()

@@ -45,20 +45,22 @@ def rows_threaded(n_blocks, rows, train, start, n_layers, weights, biases, x, in
 
 @jit(parallel=True)
 def learn_threaded(n_blocks, rows, start, update, n_layers, weights, biases, x, indptr,
-                   indices, values, order, acts, deltas, grad_w, grad_b, lr, bounds, touched,
-                   touched_list, n_touched, skip_zeros, new_weights_finite):
+                   indices, values, order, acts, deltas, grad_w, grad_b, lr, bounds, col_start,
+                   csc_rows, csc_values, touched, touched_list, n_touched, skip_zeros,
+                   new_weights_finite):
     """Phases 2 and 3 with the weights split into ``n_blocks`` blocks over threads."""
     for t in prange(n_blocks):
-        learn_block(np.int64(t), n_blocks, rows, start, update, n_layers, weights, biases, x, indptr,
-                    indices, values, order, acts, deltas, grad_w, grad_b, lr, bounds, touched,
-                    touched_list, n_touched, skip_zeros, new_weights_finite)
+        learn_block(np.int64(t), n_blocks, rows, start, update, n_layers, weights, biases, x,
+                    indptr, indices, values, order, acts, deltas, grad_w, grad_b, lr, bounds,
+                    col_start, csc_rows, csc_values, touched, touched_list, n_touched,
+                    skip_zeros, new_weights_finite)
 
 
 @jit
 def train_steps(n_blocks, n_layers, weights, biases, x, indptr, indices, values, y, order,
                 batch_size, lr, hidden, output, zs, acts, deltas, grad_w, grad_b,
-                bounds, row_loss, row_hit, row_finite, touched, touched_list, n_touched,
-                new_weights_finite):
+                bounds, row_loss, row_hit, row_finite, col_start, csc_rows, csc_values,
+                touched, touched_list, n_touched, new_weights_finite):
     """Gradient-descent steps over the rows ``order`` in batches; see ``train_epoch``.
 
     Each batch is walked in tiles of ``len(row_loss)`` rows, so that even a
@@ -108,8 +110,8 @@ def train_steps(n_blocks, n_layers, weights, biases, x, indptr, indices, values,
             last_tile = lo + rows == m
             learn_threaded(n_blocks, rows, start + lo, last_tile, n_layers, weights, biases, x,
                            indptr, indices, values, order, acts, deltas, grad_w, grad_b, step,
-                           bounds, touched, touched_list, n_touched, deltas_finite,
-                           new_weights_finite)
+                           bounds, col_start, csc_rows, csc_values, touched, touched_list,
+                           n_touched, deltas_finite, new_weights_finite)
             if last_tile:
                 for t in range(n_blocks):
                     skip_zeros = skip_zeros and new_weights_finite[t] == 1

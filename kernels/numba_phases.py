@@ -37,7 +37,7 @@ from .numba_elementwise import (activate_row, correct_row, output_delta_row,
                                 sigmoid_cross_entropy_row, softmax_cross_entropy_row)
 
 
-@jit(inline=True)
+@jit
 def weights_finite(n_layers, weights):
     """True when every weight is finite: only then may zero inputs be skipped."""
     for i in range(n_layers):
@@ -46,7 +46,7 @@ def weights_finite(n_layers, weights):
     return True
 
 
-@jit(inline=True)
+@jit
 def forward_block(lo, hi, tile_rows, start, n_layers, weights, biases, x, indptr, indices, values, order,
                   hidden, output, zs, acts, skip_zeros):
     """Forward pass of tile rows lo..hi: fills ``zs[i][lo:hi]`` and ``acts[i][lo:hi]``.
@@ -72,7 +72,7 @@ def forward_block(lo, hi, tile_rows, start, n_layers, weights, biases, x, indptr
             activate_row(code, zs[i][r], acts[i][r])
 
 
-@jit(inline=True)
+@jit
 def loss_block(lo, hi, start, n_layers, y, order, output, scale, zs, acts, deltas,
                row_loss, row_hit):
     """Loss, hit and output delta of tile rows lo..hi.
@@ -92,7 +92,7 @@ def loss_block(lo, hi, start, n_layers, y, order, output, scale, zs, acts, delta
         output_delta_row(acts[last][r], y[row], scale, deltas[last][r])
 
 
-@jit(inline=True)
+@jit
 def backward_block(lo, hi, tile_rows, n_layers, weights, hidden, zs, acts, deltas, row_finite):
     """Every hidden layer's delta for tile rows lo..hi, from the output delta back.
 
@@ -124,7 +124,7 @@ def rows_block(lo, hi, tile_rows, train, start, n_layers, weights, biases, x, in
         backward_block(lo, hi, tile_rows, n_layers, weights, hidden, zs, acts, deltas, row_finite)
 
 
-@jit(inline=True)
+@jit
 def _first_at_least(indices, lo, hi, bound):
     """First position p in lo..hi with ``indices[p] >= bound`` (indices ascend in a row)."""
     while lo < hi:
@@ -136,43 +136,93 @@ def _first_at_least(indices, lo, hi, bound):
     return lo
 
 
-@jit(inline=True)
+@jit
+def first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0, bounds,
+                         col_start, csc_rows, csc_values, touched, touched_list, n_touched):
+    """``g0 += x.T @ d0`` on block t's inputs, over the tile rows' nonzero inputs only.
+
+    The tile's entries in block t are first sorted by column (a counting
+    sort, which keeps rows in order), so that each touched row of g0 is
+    read and written once per tile and gets four rows' products per pass,
+    instead of once per entry. Block t uses ``col_start[bounds[t] + t :
+    bounds[t+1] + t + 1]`` and ``csc_rows/csc_values[rows * bounds[t]:]``;
+    the g0 rows it touches for the first time are appended to its part of
+    ``touched_list``.
+    """
+    b0, b1 = bounds[t], bounds[t + 1]
+    ends = col_start[b0 + t:b1 + t + 1]
+    ends[:] = 0
+    for r in range(rows):  # count each column's entries
+        row = order[start + r]
+        p1 = indptr[row + 1]
+        p = _first_at_least(indices, indptr[row], p1, b0)
+        while p < p1 and indices[p] < b1:
+            ends[indices[p] - b0 + 1] += 1
+            p += 1
+    for u in range(b1 - b0):  # column u's entries start at ends[u]
+        ends[u + 1] += ends[u]
+    base = rows * b0
+    for r in range(rows):  # place them; ends[u] moves on to the end of column u
+        row = order[start + r]
+        p1 = indptr[row + 1]
+        p = _first_at_least(indices, indptr[row], p1, b0)
+        while p < p1 and indices[p] < b1:
+            q = base + ends[indices[p] - b0]
+            csc_rows[q] = r
+            csc_values[q] = values[p]
+            ends[indices[p] - b0] += 1
+            p += 1
+    m = g0.shape[1]
+    count = n_touched[t]  # local: the counts of all blocks share a cache line
+    q = base
+    for u in range(b1 - b0):
+        end = base + ends[u]
+        if q == end:
+            continue
+        j = b0 + u
+        if touched[j] == 0:
+            touched[j] = 1
+            touched_list[b0 + count] = j
+            count += 1
+        g = g0[j]
+        while q + 4 <= end:
+            r0, r1, r2, r3 = csc_rows[q], csc_rows[q + 1], csc_rows[q + 2], csc_rows[q + 3]
+            v0, v1, v2, v3 = csc_values[q], csc_values[q + 1], csc_values[q + 2], csc_values[q + 3]
+            for c in range(m):
+                g[c] += (v0 * d0[r0, c] + v1 * d0[r1, c]) + (v2 * d0[r2, c] + v3 * d0[r3, c])
+            q += 4
+        while q < end:
+            r0 = csc_rows[q]
+            v0 = csc_values[q]
+            for c in range(m):
+                g[c] += v0 * d0[r0, c]
+            q += 1
+    n_touched[t] = count
+
+
+@jit
 def gradient_block(t, n_blocks, rows, start, n_layers, x, indptr, indices, values, order,
-                   acts, deltas, grad_w, grad_b, bounds, touched, touched_list, n_touched,
-                   skip_zeros):
+                   acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
+                   touched, touched_list, n_touched, skip_zeros):
     """Phase 2, block t: add tile rows 0..rows to block t of every gradient.
 
     The first layer adds ``value * delta`` over each row's nonzero inputs in
-    block t, and lists the grad_w rows it touched in
-    ``touched_list[bounds[t]:bounds[t] + n_touched[t]]`` so the update visits
-    only those. While a first-layer delta is inf or NaN (``skip_zeros``
-    False) every input counts, read from the dense x. The other layers'
-    blocks are products (`add_matmul_at`); the biases' columns are split the
-    same way.
+    block t (`first_layer_gradient`), and lists the grad_w rows it touched
+    in ``touched_list[bounds[t]:bounds[t] + n_touched[t]]`` so the update
+    visits only those. While a first-layer delta is inf or NaN
+    (``skip_zeros`` False) every input counts, read from the dense x. The
+    other layers' blocks are products (`add_matmul_at`); the biases' columns
+    are split the same way.
     """
     g0 = grad_w[0]
     d0 = deltas[0]
     m0 = g0.shape[1]
-    base = bounds[t]
-    # A local count, written back once: n_touched[t] shares a cache line
-    # with the other blocks' counts, and threads would fight over it.
-    count = n_touched[t]
     if skip_zeros:
-        for r in range(rows):
-            row = order[start + r]
-            p1 = indptr[row + 1]
-            p = _first_at_least(indices, indptr[row], p1, bounds[t])
-            while p < p1 and indices[p] < bounds[t + 1]:
-                j = indices[p]
-                v = values[p]
-                if touched[j] == 0:
-                    touched[j] = 1
-                    touched_list[base + count] = j
-                    count += 1
-                for c in range(m0):
-                    g0[j, c] += v * d0[r, c]
-                p += 1
+        first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0, bounds,
+                             col_start, csc_rows, csc_values, touched, touched_list, n_touched)
     else:
+        base = bounds[t]
+        count = n_touched[t]
         for j in range(bounds[t], bounds[t + 1]):
             if touched[j] == 0:
                 touched[j] = 1
@@ -184,7 +234,7 @@ def gradient_block(t, n_blocks, rows, start, n_layers, x, indptr, indices, value
                 v = x_row[j]
                 for c in range(m0):
                     g0[j, c] += v * d0[r, c]
-    n_touched[t] = count
+        n_touched[t] = count
     for i in range(1, n_layers):
         k = grad_w[i].shape[0]
         add_matmul_at(acts[i - 1], deltas[i], 0, rows, grad_w[i],
@@ -200,7 +250,7 @@ def gradient_block(t, n_blocks, rows, start, n_layers, x, indptr, indices, value
             gb[c] = total
 
 
-@jit(inline=True)
+@jit
 def update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
                  bounds, touched, touched_list, n_touched, new_weights_finite):
     """Phase 3, block t: ``param -= lr * grad`` on block t, then zero the gradient.
@@ -244,21 +294,22 @@ def update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
 
 @jit
 def learn_block(t, n_blocks, rows, start, update, n_layers, weights, biases, x, indptr,
-                indices, values, order, acts, deltas, grad_w, grad_b, lr, bounds, touched,
-                touched_list, n_touched, skip_zeros, new_weights_finite):
+                indices, values, order, acts, deltas, grad_w, grad_b, lr, bounds, col_start,
+                csc_rows, csc_values, touched, touched_list, n_touched, skip_zeros,
+                new_weights_finite):
     """Phases 2 and 3 for block t (3 only with ``update``, after a step's last tile).
 
     Both touch only block t's weights, so one thread runs them back to back.
     """
     gradient_block(t, n_blocks, rows, start, n_layers, x, indptr, indices, values, order,
-                   acts, deltas, grad_w, grad_b, bounds, touched, touched_list, n_touched,
-                   skip_zeros)
+                   acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
+                   touched, touched_list, n_touched, skip_zeros)
     if update:
         update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
                      bounds, touched, touched_list, n_touched, new_weights_finite)
 
 
-@jit(inline=True)
+@jit
 def gradient_update_row(n_layers, weights, biases, acts, deltas, lr, x_row, indices, values,
                         p0, p1, skip_zeros):
     """Phases 2 and 3 fused for a batch of one row (tile row 0); returns new weights finite.

@@ -1,0 +1,69 @@
+"""Same seed, same data, same thread count: the very same weights, bit for bit.
+
+For every training mode and both backends, in one process and across
+processes. (The numba backend cuts work into one block per thread of Numba's
+pool, whatever ``--threads`` says, so the thread count in use does not
+change results either; ``tests/test_threads.py`` checks that.)
+"""
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastnn.network import Network
+from fastnn.train import fit
+
+MODES = {"batch-1": 1, "mini-batch-ragged": 48, "threaded-mini-batch": 64, "full-batch": "full"}
+
+
+def train(x, labels, backend, batch_size, hidden):
+    net = Network([784, 24, 10], hidden=hidden, seed=5)
+    fit(net, x, labels, epochs=2, batch_size=batch_size, lr=0.05, seed=7, backend=backend)
+    return net
+
+
+def fingerprint(net) -> str:
+    digest = hashlib.sha256()
+    for p in net.weights + net.biases:
+        digest.update(np.ascontiguousarray(p).tobytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("hidden", ["sigmoid", "relu"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_two_runs_in_one_process_give_identical_weights(small_xy, backend, mode, hidden):
+    x, labels = small_xy
+    first = train(x, labels, backend, MODES[mode], hidden)
+    # Something else between the two runs, as in a long session.
+    train(x[:100], labels[:100], backend, 3, "relu" if hidden == "sigmoid" else "sigmoid")
+    second = train(x, labels, backend, MODES[mode], hidden)
+    assert fingerprint(first) == fingerprint(second)
+
+
+SCRIPT = """
+import json, sys
+from fastnn import mnist
+from fastnn.data import make_task
+from tests.test_reproducible import fingerprint, train
+task = make_task(mnist.load_sample(), val_size=0.1, seed=0)
+x, labels = task.x_train[:600], task.labels_train[:600]
+out = {}
+for mode, batch in json.loads(sys.argv[1]).items():
+    out[mode] = fingerprint(train(x, labels, "numba", batch, "sigmoid"))
+print(json.dumps(out))
+"""
+
+
+def test_another_process_gives_identical_weights(small_xy, tmp_path):
+    x, labels = small_xy
+    here = {mode: fingerprint(train(x, labels, "numba", batch, "sigmoid"))
+            for mode, batch in MODES.items()}
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(MODES)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == here
