@@ -9,6 +9,7 @@ threading layer.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import platform
 import sys
@@ -185,8 +186,44 @@ def jit_cache() -> dict:
 
             where = Path(AppDirs(appname="numba", appauthor=False).user_cache_dir)
             origin = "Numba's user cache (the kernels' directory is read-only)"
-    entries = list(where.rglob("numba_backend*.nbi")) if where.is_dir() else []
-    return {"dir": str(where), "origin": origin, "cached_kernels": len(entries)}
+    entries = list(where.rglob("numba_*.nbi")) if where.is_dir() else []
+    loops = {path.name.split("-")[0] for path in entries}
+    return {"dir": str(where), "origin": origin, "cached_kernels": len(entries),
+            "epoch_loop_cached": "numba_engine.train_steps" in loops,
+            "last_compiles": last_compiles(where)}
+
+
+#: File in the JIT cache directory where fastnn notes how long compiling took.
+COMPILE_LOG = "fastnn-compile-times.json"
+
+
+def last_compiles(where=None) -> dict:
+    """``{dtype: {"seconds", "numba"}}`` of the last compile per dtype noted in the cache dir."""
+    where = Path(jit_cache()["dir"]) if where is None else Path(where)
+    try:
+        noted = json.loads((where / COMPILE_LOG).read_text())
+    except (OSError, ValueError):
+        return {}
+    return noted if isinstance(noted, dict) else {}
+
+
+def note_compile(dtype: str, seconds: float) -> None:
+    """Remember in the cache dir that compiling ``dtype``'s kernels took ``seconds``.
+
+    Best effort: a cache dir that cannot be written loses only this note.
+    """
+    import numba
+
+    where = Path(jit_cache()["dir"])
+    noted = last_compiles(where)
+    noted[dtype] = {"seconds": round(seconds, 1), "numba": numba.__version__}
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        temporary = where / f"{COMPILE_LOG}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(noted, indent=1) + "\n")
+        os.replace(temporary, where / COMPILE_LOG)
+    except OSError:
+        pass
 
 
 def data() -> dict:

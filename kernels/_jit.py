@@ -119,20 +119,18 @@ DISPATCHERS = []
 _PARALLEL_OF = {}
 
 
-def jit(func=None, *, parallel=False, inline=False):
+def jit(func=None, *, parallel=False, internal=False):
     """Compile ``func`` with `OPTIONS`; ``parallel=True`` only for a distinct driver.
 
-    ``inline=True`` marks a helper that compiled callers take into their own
-    body (Numba's ``inline="always"``) instead of calling it. Compile time
-    grows with every compiled function a caller links in, since LLVM
-    optimises the callee again inside each caller; a helper inlined into
-    the few real entry points is typed and optimised there once. Called from
-    Python, such a helper still compiles on its own.
+    ``internal=True`` is for a function that only compiled code calls: it
+    gets no wrapper for calls from Python. Such wrappers unbox every argument
+    and are a large share of the compile time of functions that take two
+    dozen arrays, as the training phases do.
 
-    Usable bare (``@jit``) or with options (``@jit(parallel=True)``).
+    Usable bare (``@jit``) or with options (``@jit(internal=True)``).
     """
     if func is None:
-        return lambda f: jit(f, parallel=parallel, inline=inline)
+        return lambda f: jit(f, parallel=parallel, internal=internal)
     key = (func.__module__, func.__qualname__)
     if _PARALLEL_OF.setdefault(key, parallel) != parallel:
         raise ValueError(
@@ -140,8 +138,8 @@ def jit(func=None, *, parallel=False, inline=False):
             "write a separate function for the other variant (cache=True would "
             "otherwise load one variant's code for the other)."
         )
-    dispatcher = numba.njit(parallel=parallel, inline="always" if inline else "never",
-                            **OPTIONS)(func)
+    wrappers = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True} if internal else {}
+    dispatcher = numba.njit(parallel=parallel, **OPTIONS, **wrappers)(func)
     DISPATCHERS.append(dispatcher)
     return dispatcher
 

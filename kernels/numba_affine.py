@@ -35,7 +35,7 @@ from ._jit import jit
 #: is 2x faster in BLAS; a 1x128 @ 128x64 row (8k) 3x faster in the loops.
 BLAS_MIN_WORK = 32768
 
-@jit
+@jit(internal=True)
 def uses_blas(tile_rows, w):
     """Whether a tile of ``tile_rows`` rows times w (k, m) goes to BLAS."""
     return tile_rows * w.shape[0] * w.shape[1] >= BLAS_MIN_WORK
@@ -53,7 +53,7 @@ _N = np.int8(ord("N"))
 _T = np.int8(ord("T"))
 
 
-@jit
+@jit(internal=True)
 def _gemm(trans_b, trans_a, m, n, k, alpha, b, ldb, a, lda, beta, c, ldc):
     """Row-major ``c (n, m) = alpha * op(a) @ op(b) + beta * c`` through column-major BLAS.
 
@@ -70,7 +70,7 @@ def _gemm(trans_b, trans_a, m, n, k, alpha, b, ldb, a, lda, beta, c, ldc):
             a.ctypes, lda, coef[1:].ctypes, c.ctypes, ldc)
 
 
-@jit
+@jit(internal=True)
 def matmul(a, w, out, lo, hi, blas):
     """``out[lo:hi] = a[lo:hi] @ w`` for a (n, k), w (k, m), out (n, m); BLAS if ``blas``."""
     rows = hi - lo
@@ -98,7 +98,7 @@ def matmul(a, w, out, lo, hi, blas):
                 out_row[c] += v * w[jj, c]
 
 
-@jit
+@jit(internal=True)
 def matmul_wt(d, w, out, lo, hi, blas):
     """``out[lo:hi] = d[lo:hi] @ w.T`` for d (n, m), w (k, m), out (n, k); BLAS if ``blas``."""
     rows = hi - lo
@@ -118,7 +118,7 @@ def matmul_wt(d, w, out, lo, hi, blas):
             out_row[j] = s
 
 
-@jit
+@jit(internal=True)
 def add_matmul_at(a, d, lo, hi, grad, j0, j1, blas):
     """``grad[j0:j1] += a[lo:hi, j0:j1].T @ d[lo:hi]`` for a (n, k), d (n, m), grad (k, m).
 
@@ -149,7 +149,7 @@ def add_matmul_at(a, d, lo, hi, grad, j0, j1, blas):
                 g[c] += v * d[rr, c]
 
 
-@jit
+@jit(internal=True)
 def add_bias(out, b, lo, hi):
     """``out[lo:hi] += b`` for out (n, m), b (m,)."""
     for r in range(lo, hi):
@@ -158,7 +158,7 @@ def add_bias(out, b, lo, hi):
             out_row[c] += b[c]
 
 
-@jit
+@jit(internal=True)
 def sparse_affine_row(indices, values, p0, p1, w, b, out_row):
     """``out_row = x_row @ w + b`` for an input row given by its nonzero entries.
 
@@ -186,7 +186,7 @@ def sparse_affine_row(indices, values, p0, p1, w, b, out_row):
         out_row[c] += b[c]
 
 
-@jit
+@jit(internal=True)
 def dense_affine_row(x_row, w, b, out_row):
     """``out_row = x_row @ w + b`` over every input, zero or not (see `all_finite`)."""
     k, m = w.shape
@@ -199,7 +199,7 @@ def dense_affine_row(x_row, w, b, out_row):
         out_row[c] += b[c]
 
 
-@jit
+@jit(internal=True)
 def all_finite(a):
     """True when no element of a is inf or NaN (``x * 0`` is 0 only for finite x).
 

@@ -188,7 +188,13 @@ def backward_deltas(weights, hidden, zs, activations, deltas):
         if zs[i].shape != want or activations[i].shape != want or deltas[i].shape != want:
             raise ValueError(f"layer {i} buffers must have shape {want}")
     weights, zs, activations, deltas = _pad(n_layers, weights, zs, activations, deltas)
-    backward_block(0, rows, rows, n_layers, weights, int(hidden), zs, activations, deltas,
+    _backward(rows, n_layers, weights, int(hidden), zs, activations, deltas)
+
+
+@jit
+def _backward(rows, n_layers, weights, hidden, zs, acts, deltas):
+    zero = rows - rows
+    backward_block(zero, rows, rows, n_layers, weights, hidden, zs, acts, deltas,
                    np.ones(rows, np.uint8))
 
 

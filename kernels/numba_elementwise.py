@@ -19,7 +19,7 @@ from .common import RELU, SIGMOID
 # The public kernels work on arrays of any shape (C-contiguous); the ``*_row``
 # versions that the training phases use work on one 1-D row.
 
-@jit
+@jit(internal=True)
 def sigmoid_row(z, out):
     one = z.dtype.type(1)
     for c in range(z.shape[0]):
@@ -35,7 +35,7 @@ def sigmoid(z, out):
     sigmoid_row(z.reshape(z.size), out.reshape(out.size))
 
 
-@jit
+@jit(internal=True)
 def sigmoid_backward_row(a, grad_a, out):
     one = a.dtype.type(1)
     for c in range(a.shape[0]):
@@ -48,7 +48,7 @@ def sigmoid_backward(a, grad_a, out):
     sigmoid_backward_row(a.reshape(a.size), grad_a.reshape(grad_a.size), out.reshape(out.size))
 
 
-@jit
+@jit(internal=True)
 def relu_row(z, out):
     zero = z.dtype.type(0)
     for c in range(z.shape[0]):
@@ -63,7 +63,7 @@ def relu(z, out):
     relu_row(z.reshape(z.size), out.reshape(out.size))
 
 
-@jit
+@jit(internal=True)
 def relu_backward_row(z, grad_a, out):
     zero = z.dtype.type(0)
     one = z.dtype.type(1)
@@ -78,7 +78,7 @@ def relu_backward(z, grad_a, out):
     relu_backward_row(z.reshape(z.size), grad_a.reshape(grad_a.size), out.reshape(out.size))
 
 
-@jit
+@jit(internal=True)
 def row_max(z):
     mx = z[0]
     for c in range(1, z.shape[0]):
@@ -87,7 +87,7 @@ def row_max(z):
     return mx
 
 
-@jit
+@jit(internal=True)
 def softmax_row(z, out):
     mx = row_max(z)
     total = z.dtype.type(0)
@@ -113,7 +113,7 @@ def softmax(z, out):
 # are summed in the arrays' dtype, like the reference, so a float32 loss
 # overflows (and training stops) where the reference's does.
 
-@jit
+@jit(internal=True)
 def softmax_cross_entropy_row(z, y):
     mx = row_max(z)
     total = z.dtype.type(0)
@@ -139,7 +139,7 @@ def softmax_cross_entropy(z, y):
     return loss
 
 
-@jit
+@jit(internal=True)
 def sigmoid_cross_entropy_row(z, y):
     zero = z.dtype.type(0)
     loss = zero
@@ -161,7 +161,7 @@ def sigmoid_cross_entropy(z, y):
     return loss
 
 
-@jit
+@jit(internal=True)
 def output_delta_row(probs, y, scale, out):
     for c in range(probs.shape[0]):
         out[c] = (probs[c] - y[c]) * scale
@@ -180,7 +180,7 @@ def output_delta(probs, y, scale, out):
         output_delta_row(probs[r], y[r], s, out[r])
 
 
-@jit
+@jit(internal=True)
 def argmax_row(v):
     best = 0
     for c in range(1, v.shape[0]):
@@ -189,7 +189,7 @@ def argmax_row(v):
     return best
 
 
-@jit
+@jit(internal=True)
 def correct_row(probs, y):
     if probs.shape[0] == 1:
         half = probs.dtype.type(0.5)
@@ -222,7 +222,7 @@ def sgd_update(param, grad, lr):
         p[i] -= step * g[i]
 
 
-@jit
+@jit(internal=True)
 def activate_row(code, z, out):
     """The activation ``code`` (``kernels.common``) of one row."""
     if code == SIGMOID:

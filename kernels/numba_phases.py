@@ -37,7 +37,7 @@ from .numba_elementwise import (activate_row, correct_row, output_delta_row,
                                 sigmoid_cross_entropy_row, softmax_cross_entropy_row)
 
 
-@jit
+@jit(internal=True)
 def weights_finite(n_layers, weights):
     """True when every weight is finite: only then may zero inputs be skipped."""
     for i in range(n_layers):
@@ -46,7 +46,7 @@ def weights_finite(n_layers, weights):
     return True
 
 
-@jit
+@jit(internal=True)
 def forward_block(lo, hi, tile_rows, start, n_layers, weights, biases, x, indptr, indices, values, order,
                   hidden, output, zs, acts, skip_zeros):
     """Forward pass of tile rows lo..hi: fills ``zs[i][lo:hi]`` and ``acts[i][lo:hi]``.
@@ -72,7 +72,7 @@ def forward_block(lo, hi, tile_rows, start, n_layers, weights, biases, x, indptr
             activate_row(code, zs[i][r], acts[i][r])
 
 
-@jit
+@jit(internal=True)
 def loss_block(lo, hi, start, n_layers, y, order, output, scale, zs, acts, deltas,
                row_loss, row_hit):
     """Loss, hit and output delta of tile rows lo..hi.
@@ -92,7 +92,7 @@ def loss_block(lo, hi, start, n_layers, y, order, output, scale, zs, acts, delta
         output_delta_row(acts[last][r], y[row], scale, deltas[last][r])
 
 
-@jit
+@jit(internal=True)
 def backward_block(lo, hi, tile_rows, n_layers, weights, hidden, zs, acts, deltas, row_finite):
     """Every hidden layer's delta for tile rows lo..hi, from the output delta back.
 
@@ -111,7 +111,7 @@ def backward_block(lo, hi, tile_rows, n_layers, weights, hidden, zs, acts, delta
         row_finite[r] = 1 if all_finite(deltas[0][r]) else 0
 
 
-@jit
+@jit(internal=True)
 def rows_block(lo, hi, tile_rows, train, start, n_layers, weights, biases, x, indptr, indices, values,
                y, order, hidden, output, scale, zs, acts, deltas, skip_zeros,
                row_loss, row_hit, row_finite):
@@ -124,7 +124,7 @@ def rows_block(lo, hi, tile_rows, train, start, n_layers, weights, biases, x, in
         backward_block(lo, hi, tile_rows, n_layers, weights, hidden, zs, acts, deltas, row_finite)
 
 
-@jit
+@jit(internal=True)
 def _first_at_least(indices, lo, hi, bound):
     """First position p in lo..hi with ``indices[p] >= bound`` (indices ascend in a row)."""
     while lo < hi:
@@ -136,7 +136,7 @@ def _first_at_least(indices, lo, hi, bound):
     return lo
 
 
-@jit
+@jit(internal=True)
 def first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0, bounds,
                          col_start, csc_rows, csc_values, touched, touched_list, n_touched):
     """``g0 += x.T @ d0`` on block t's inputs, over the tile rows' nonzero inputs only.
@@ -200,7 +200,7 @@ def first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0,
     n_touched[t] = count
 
 
-@jit
+@jit(internal=True)
 def gradient_block(t, n_blocks, rows, start, n_layers, x, indptr, indices, values, order,
                    acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
                    touched, touched_list, n_touched, skip_zeros):
@@ -250,7 +250,7 @@ def gradient_block(t, n_blocks, rows, start, n_layers, x, indptr, indices, value
             gb[c] = total
 
 
-@jit
+@jit(internal=True)
 def update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
                  bounds, touched, touched_list, n_touched, new_weights_finite):
     """Phase 3, block t: ``param -= lr * grad`` on block t, then zero the gradient.
@@ -292,7 +292,7 @@ def update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
             gb[c] = 0
 
 
-@jit
+@jit(internal=True)
 def learn_block(t, n_blocks, rows, start, update, n_layers, weights, biases, x, indptr,
                 indices, values, order, acts, deltas, grad_w, grad_b, lr, bounds, col_start,
                 csc_rows, csc_values, touched, touched_list, n_touched, skip_zeros,
@@ -309,7 +309,7 @@ def learn_block(t, n_blocks, rows, start, update, n_layers, weights, biases, x, 
                      bounds, touched, touched_list, n_touched, new_weights_finite)
 
 
-@jit
+@jit(internal=True)
 def gradient_update_row(n_layers, weights, biases, acts, deltas, lr, x_row, indices, values,
                         p0, p1, skip_zeros):
     """Phases 2 and 3 fused for a batch of one row (tile row 0); returns new weights finite.

@@ -42,7 +42,8 @@ def test_info_json_reports_this_installation(tmp_path, monkeypatch):
     layer = report["numba_threading_layer"]
     assert layer["active"] in layer["available"] and layer["error"] is None
     assert report["jit_cache"] == {"dir": str(tmp_path / "jit"), "origin": "NUMBA_CACHE_DIR",
-                                   "cached_kernels": 0}
+                                   "cached_kernels": 0, "epoch_loop_cached": False,
+                                   "last_compiles": {}}
     assert report["data"]["mnist_dir"] == str(tmp_path / "mnist")
     assert report["data"]["cache_dir"] == os.environ[mnist.CACHE_DIR_ENV]
     if sys.platform == "linux" and "avx2" in open("/proc/cpuinfo").read():
@@ -55,7 +56,7 @@ def test_info_text_names_each_part(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert out.startswith(f"fastnn {__version__} on Python ")
     for key in ("libraries", "cpu", "simd", "threads", "blas", "numba layer", "jit cache",
-                "data cache", "full MNIST"):
+                "compiled", "data cache", "full MNIST"):
         assert f"\n  {key:<12} " in out
     assert f"numpy {np.__version__}" in out and "not found locally" in out
 
