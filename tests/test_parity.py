@@ -275,6 +275,52 @@ def test_forward(sizes, hidden, dtype):
         assert_close(comp_, ref_, kernel_tol(dtype))
 
 
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hidden", [SIGMOID, RELU])
+def test_forward_over_threads(hidden, dtype):
+    """From PARALLEL_MIN_BATCH rows on, the forward pass is split over threads."""
+    n = 3 * comp.PARALLEL_MIN_BATCH + 5
+    assert comp._blocks_for(n) >= 2
+    rng = rng_for("forward threads", hidden, dtype)
+    sizes = (33, 17, 10)
+    weights, biases = network(rng, sizes, dtype)
+    x = sparse_inputs(rng, n, sizes[0], dtype)
+    outs = [[np.full((n, m), np.nan, dtype) for m in sizes[1:]] for _ in range(4)]
+    ref.forward(weights, biases, x, hidden, SOFTMAX, outs[0], outs[1])
+    comp.forward(weights, biases, x, hidden, SOFTMAX, outs[2], outs[3])
+    for ref_, comp_ in zip(outs[0] + outs[1], outs[2] + outs[3]):
+        assert_close(comp_, ref_, kernel_tol(dtype))
+
+
+@pytest.mark.parametrize("batch_size", [1, 8])
+def test_a_finite_loss_with_an_infinite_first_layer_delta_updates_every_input(batch_size,
+                                                                              driver):
+    """The dense fallback of the first-layer gradient.
+
+    Dead first-layer ReLUs (a1 = 0) keep the logits and the loss finite, while
+    second-layer weights near the float64 maximum make ``delta2 @ w2.T``
+    overflow: the first-layer delta is ``inf * 0 = nan``. The reference then
+    computes ``0 * nan = nan`` for the zero inputs too; so must the engine,
+    which normally reads nonzero inputs only.
+    """
+    rng = rng_for("dense fallback", batch_size)
+    sizes = (12, 4, 3, 3)
+    x = sparse_inputs(rng, 8, sizes[0], np.float64)
+    x[:, :3] = 0  # inputs that are zero in every row: only the fallback reaches them
+    y = one_hot(rng, 8, sizes[-1], np.float64)
+    weights = (-np.abs(normal(rng, (12, 4), np.float64)), np.full((4, 3), 1.7e308),
+               normal(rng, (3, 3), np.float64, scale=100.0))
+    biases = (np.full(4, -1.0), np.ones(3), np.zeros(3))
+    args = (x, y, np.arange(8), batch_size, 0.1, RELU, SOFTMAX)
+    with np.errstate(all="ignore"):
+        ref_run = run_epoch(ref, weights, biases, *args)
+    comp_run = run_epoch(comp, weights, biases, *args)
+    assert ref_run[0][2] >= 1  # a step was taken with a finite loss
+    assert np.isnan(ref_run[1][0]).all()  # every input's weights, zero inputs too
+    assert_same_epoch(ref_run, comp_run, np.float64)
+
+
 def run_epoch(backend, weights, biases, x, y, order, batch_size, lr, hidden, output):
     """One epoch from copies of the parameters: (result, weights, biases).
 
@@ -316,11 +362,13 @@ def driver(request, monkeypatch):
     used from PARALLEL_MIN_BATCH rows on, here for every batch.
     """
     if request.param == "threaded":
-        if numba.get_num_threads() < 2:
+        if numba.config.NUMBA_NUM_THREADS < 2:
             pytest.skip("needs 2 Numba threads")
         monkeypatch.setattr(comp, "PARALLEL_MIN_BATCH", 1)
+        assert comp._blocks_for(2) >= 2  # every batch of 2 rows or more is split
     else:
         monkeypatch.setattr(comp, "PARALLEL_MIN_BATCH", 2**62)
+        assert comp._blocks_for(10**9) == 1
     return request.param
 
 
