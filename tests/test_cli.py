@@ -121,3 +121,11 @@ def test_evaluate_gives_the_same_answer_on_either_backend(tmp_path, capsys):
         reports.append(json.loads(capsys.readouterr().out))
     assert reports[0]["accuracy"] == reports[1]["accuracy"]
     assert reports[0]["confusion_matrix"] == reports[1]["confusion_matrix"]
+
+
+def test_compile_compiles_or_loads_every_kernel_and_says_how_many(capsys):
+    assert main(["compile"]) == 0
+    out = capsys.readouterr().out
+    assert "kernel signatures compiled" in out and "loaded from the cache" in out
+    from kernels import numba_backend
+    assert numba_backend.is_compiled("float32") and numba_backend.is_compiled("float64")
