@@ -157,8 +157,18 @@ CASES = [
     ("flag", ["train", "--turbo"], USAGE, "unrecognized arguments: --turbo"),
     # other values
     ("seed-negative", ["train", "--seed=-1"], USAGE, "argument --seed: '-1' must be an integer >= 0"),
-    ("val-negative", ["train", "--val-size=-0.1"], USAGE, "must be a count >= 0 or a fraction in [0, 1)"),
-    ("val-fraction-count", ["train", "--val-size", "2.5"], USAGE, "'2.5' must be a count >= 0"),
+    ("val-negative", ["train", "--val-size=-0.1"], USAGE,
+     "argument --val-size: validation size -0.1 must be a fraction in (0, 1) or a count >= 0"),
+    ("val-fraction-count", ["train", "--val-size", "2.5"], USAGE,
+     "argument --val-size: validation size 2.5 is a fraction, and a fraction must lie in (0, 1)"),
+    ("val-one-point-zero", ["train", "--val-size", "1.0"], USAGE,
+     "argument --val-size: validation size 1.0 is a fraction, and a fraction must lie in (0, 1); "
+     "for a count of rows give an integer (1)"),
+    ("val-exponent", ["train", "--val-size", "1e3"], USAGE,
+     "validation size 1000.0 is a fraction, and a fraction must lie in (0, 1); for a count of "
+     "rows give an integer (1000)"),
+    ("val-text", ["train", "--val-size", "some"], USAGE,
+     "argument --val-size: 'some' is not a fraction or a count"),
     ("val-everything", ["train", *QUICK, "--val-size", "10000"], USAGE,
      "validation size 10000 leaves no training data (10000 rows in the task)"),
     ("samples-seed", ["samples", "--out", "x.png", "--seed=-2"], USAGE,
