@@ -347,7 +347,11 @@ def _note(args, message: str) -> None:
 
 
 def _load_data(args) -> mnist.MnistData:
-    data = mnist.load(args.data, args.data_dir, download=not args.no_download)
+    try:
+        data = mnist.load(args.data, args.data_dir, download=not args.no_download)
+    except mnist.DataDirError as err:
+        message = err.message("--data-dir" if err.place == "data_dir" else err.place)
+        raise (UsageError if err.bad_path else Failure)(message) from None
     if data.note:
         _note(args, data.note)
     return data
@@ -643,7 +647,9 @@ def cmd_train(args) -> int:
     train_seconds = sum(record.seconds for record in this_run)
     resumed = f" ({len(this_run)} in this run)" if resume else ""
     saved = f"; saved {args.save}" if args.save else ""
-    print(f"test accuracy {test_accuracy:.2%} ({task.name}, {len(task.x_test):,} images) after "
+    sample = " of the bundled sample" if task.source == "sample" else ""
+    print(f"test accuracy {test_accuracy:.2%} ({task.name}, {len(task.x_test):,} test images"
+          f"{sample}) after "
           f"{len(history.epochs)} epoch{'s' if len(history.epochs) != 1 else ''}{resumed} in {train_seconds:.1f}s ({total_seconds:.1f}s "
           f"with compilation and validation){saved}")
     return 0

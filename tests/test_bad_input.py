@@ -196,6 +196,25 @@ CASES = [
      "{d}/empty/t10k-labels-idx1-ubyte.gz: the file is empty"),
     ("data-missing", ["train", "--data", "mnist", "--no-download", "--data-dir", "{d}/nothing"],
      FAILURE, "{d}/nothing"),
+    # a folder the user names must hold MNIST: no quiet fallback to the sample
+    ("data-dir-missing", ["train", *QUICK[2:], "-q", "--data-dir", "{d}/no-such-dir"], USAGE,
+     "fastnn: error: --data-dir {d}/no-such-dir does not exist; point it at the folder that holds "
+     "the MNIST files (train-images-idx3-ubyte, "),
+    ("data-dir-relative", ["train", *QUICK[2:], "--data-dir", "no-such-dir"], USAGE,
+     "--data-dir no-such-dir ({d}/no-such-dir) does not exist; point it at the folder"),
+    ("data-dir-is-a-file", ["train", *QUICK[2:], "--data-dir", "{d}/models/good.npz"], USAGE,
+     "--data-dir {d}/models/good.npz is a file, not a folder; point it at the folder"),
+    ("data-dir-partial", ["train", *QUICK[2:], "-q", "--data-dir", "{d}/partial"], FAILURE,
+     "fastnn: error: --data-dir {d}/partial holds train-images-idx3-ubyte.gz, "
+     "train-labels-idx1-ubyte.gz and t10k-images-idx3-ubyte.gz but not t10k-labels-idx1-ubyte[.gz]; "
+     "put the missing files there"),
+    ("data-dir-empty", ["evaluate", "{d}/models/good.npz", "--data-dir", "{d}/nothing"], FAILURE,
+     "--data-dir {d}/nothing holds no MNIST files (it is empty); put the missing files there"),
+    ("env-data-dir-missing", ["train", *QUICK[2:]], USAGE,
+     "$FASTNN_DATA_DIR {d}/nowhere does not exist; point it at the folder that holds the MNIST "
+     "files"),
+    ("env-data-dir-partial", ["samples", "--out", "{d}/s.png"], FAILURE,
+     "$FASTNN_DATA_DIR {d}/partial holds train-images-idx3-ubyte.gz, "),
     ("evaluate-broken-data", ["evaluate", "{d}/models/good.npz", "--data", "mnist",
                               "--data-dir", "{d}/html"], FAILURE, "is an HTML/XML page"),
     # model files
@@ -223,7 +242,9 @@ CASES = [
     ("env-backend", ["train", *QUICK[:2]], USAGE,
      "Unknown backend 'cuda' (from $FASTNN_BACKEND): choose one of numpy, numba."),
 ]
-ENV = {"env-backend": {"FASTNN_BACKEND": "cuda"}}
+ENV = {"env-backend": {"FASTNN_BACKEND": "cuda"},
+       "env-data-dir-missing": {"FASTNN_DATA_DIR": "{d}/nowhere"},
+       "env-data-dir-partial": {"FASTNN_DATA_DIR": "{d}/partial"}}
 
 
 @pytest.fixture(scope="module")
@@ -235,12 +256,16 @@ def results(tmp_path_factory):
                           ("corrupt", corrupt_gzip), ("empty", empty_file)]:
         mnist_dir(folder / name, breaker)
     (folder / "nothing").mkdir()
+    mnist_dir(folder / "partial", lambda f: (f / "t10k-labels-idx1-ubyte.gz").unlink())
     (folder / "models").mkdir()
     model_files(folder / "models")
 
     def run(case):
         name, args = case[0], [arg.format(d=folder) for arg in case[1]]
-        env = {**os.environ, "FASTNN_BACKEND": "numpy", **ENV.get(name, {})}
+        extra = {key: value.format(d=folder) for key, value in ENV.get(name, {}).items()}
+        # The module's fixture runs before conftest's private cache: isolate here too.
+        env = {**os.environ, "FASTNN_BACKEND": "numpy", "FASTNN_CACHE_DIR": str(folder / "cache"),
+               "FASTNN_MNIST_MIRRORS": "http://127.0.0.1:9/", **extra}
         result = subprocess.run([sys.executable, "-m", "fastnn", *args], capture_output=True,
                                 text=True, cwd=folder, env=env, timeout=120)
         return name, result
