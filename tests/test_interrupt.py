@@ -191,8 +191,9 @@ def test_divergence_exits_1_with_one_line_and_saves_nothing(tmp_path):
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert re.fullmatch(r"fastnn: error: training diverged: the loss became NaN or infinite at "
-                        r"epoch 1, batch \d+\. The parameters of the last finite step were kept\. "
-                        r"Try a smaller learning rate than 1e\+30\. No model was saved\.", last)
+                        r"epoch 1, batch \d+\. The parameters from before the first epoch were "
+                        r"restored\. Try a smaller learning rate than 1e\+30\. No model was "
+                        r"saved\.", last)
     assert result.stdout == ""
     assert list(tmp_path.iterdir()) == []
 
