@@ -14,7 +14,6 @@ import socket
 import struct
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -278,10 +277,13 @@ def test_an_invalid_cached_file_is_removed_even_when_offline(fakes, cache):
 
 # --- offline and fallbacks --------------------------------------------------------------------
 
-def test_auto_offline_falls_back_to_the_sample_with_a_one_line_note(cache):
-    start = time.perf_counter()
+def test_auto_offline_falls_back_to_the_sample_with_a_one_line_note(cache, monkeypatch):
+    attempts = []
+    fetch = mnist._fetch
+    monkeypatch.setattr(mnist, "_fetch", lambda *args, **kw: attempts.append(args[0]) or
+                        fetch(*args, **kw))
     data = mnist.load("auto", mirrors=[closed_port_url()])
-    assert time.perf_counter() - start < 5
+    assert len(attempts) == 1  # offline, it gives up at the first refusal: no retries, no wait
     assert data.source == "sample" and data.origin == "bundled sample"
     assert data.note.startswith("Full MNIST not found (looked in: $FASTNN_DATA_DIR not set; "
                                 f"cache {cache} (")
@@ -559,15 +561,13 @@ needs_real_mnist = pytest.mark.skipif(
 
 
 @needs_real_mnist
-def test_the_real_mnist_loads_quickly_and_is_the_official_data():
-    start = time.perf_counter()
+def test_the_real_mnist_is_the_official_data():
+    # How fast it loads is measured in bench/test_bench_data.py, not here.
     data = mnist.load("mnist", REAL_MNIST_DIR, download=False)
-    seconds = time.perf_counter() - start
     assert data.train_images.shape == (60_000, 784) and data.test_images.shape == (10_000, 784)
     assert np.bincount(data.train_labels).tolist() == TRAIN_CLASS_COUNTS
     assert np.bincount(data.test_labels).tolist() == TEST_CLASS_COUNTS
     assert data.note is None  # every decompressed sha256 matched the official one
-    assert seconds < 3, f"loading full MNIST took {seconds:.2f} s"  # ~0.3 s expected
 
 
 @needs_real_mnist
