@@ -165,12 +165,17 @@ def check_hyperparameters(epochs, lr, seed=0) -> None:
         raise ValueError(f"seed {seed!r} must be an integer >= 0")
 
 
+def guessing_loss(net: Network) -> float:
+    """The loss per sample of a network that gives every class the same probability."""
+    return math.log(max(2, net.sizes[-1]))
+
+
 def reference_loss(net: Network, x, y) -> float:
-    """The larger of the mean loss of guessing and ``net``'s mean loss on the first rows of ``x``.
+    """The larger of `guessing_loss` and ``net``'s mean loss on the first rows of ``x``.
 
     ``y`` are the targets (`Network.targets`) of ``x``.
     """
-    guessing = math.log(max(2, net.sizes[-1]))
+    guessing = guessing_loss(net)
     ref = kernels.get_backend("numpy")
     rows, targets = x[:_REFERENCE_ROWS], y[:_REFERENCE_ROWS]
     zs = [np.empty((rows.shape[0], n), net.dtype) for n in net.sizes[1:]]
@@ -241,7 +246,7 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float =
     lr_typed = net.dtype.type(lr)
 
     reference = reference_loss(net, x, y)
-    guessing = reference == math.log(max(2, net.sizes[-1]))
+    guessing = reference == guessing_loss(net)  # else the loss training starts from
 
     rng = np.random.default_rng(seed)
     history = History(kern.NAME, batch, float(lr))
