@@ -2,7 +2,8 @@
 
 The download test is real: a local HTTP server on 127.0.0.1 serves small, valid
 fake MNIST files, and holds back the first file until both processes have asked
-for it, so that they download at once whatever their start-up times; each process is told the fakes' md5 sums through a one-line wrapper around
+for it, so that they download at once whatever their start-up times. Each
+process is told the fakes' md5 sums through a one-line wrapper around
 `fastnn.cli.main`. The JIT test compiles every Numba kernel twice at the same
 time into one empty NUMBA_CACHE_DIR; it takes minutes on two cores, so it runs
 only when FASTNN_SLOW_TESTS=1.
