@@ -3,9 +3,9 @@
 Full MNIST is looked for in the ``data_dir`` argument if given, else in
 ``$FASTNN_DATA_DIR`` if set (a folder the user names is the only place
 searched, and an error if it does not hold MNIST), else in the per-user cache
-(`cache_dir`). A directory may
-hold each of the four files gzipped (``train-images-idx3-ubyte.gz``) or raw
-(``train-images-idx3-ubyte``), directly or in torchvision's ``MNIST/raw/``.
+(`cache_dir`). A directory may hold each of the four files gzipped
+(``train-images-idx3-ubyte.gz``) or raw (``train-images-idx3-ubyte``),
+directly or in torchvision's ``MNIST/raw/``.
 Local files are not checksummed (recompressed copies are fine); their content
 is validated by `fastnn.idx`. Files missing from the cache are downloaded from
 the mirrors in order, md5-checked, stored atomically by pooch and validated;
