@@ -32,6 +32,12 @@ _RESULTS: dict = {}
 
 
 @pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The folder holding full MNIST."""
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
 def train_set():
     """Full MNIST training set: x (60000, 784) float32 in [0, 1], one-hot y float32."""
     data = mnist.load(source="mnist", data_dir=DATA_DIR, download=False)

@@ -24,7 +24,7 @@ import kernels
 from . import __version__, mnist, presets
 from . import bench, images, info, metrics, plots, progress
 from ._extras import MissingExtra
-from .data import ALL_DIGITS, N_PIXELS, check_digits, make_task, parse_digits
+from .data import ALL_DIGITS, N_PIXELS, check_digits, check_val_size, make_task, parse_digits
 from .modelio import ModelFileError, load_model, read_checkpoint, save_model
 from .network import DTYPES, INITS, Network
 from .threads import available_threads, configure_threads
@@ -93,10 +93,15 @@ def _learning_rate(text: str) -> float:
 
 
 def _val_size(text: str):
-    value = _parsed(text, float, "a count or a fraction")
-    if value < 0 or not math.isfinite(value) or (value >= 1 and not value.is_integer()):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a count >= 0 or a fraction in [0, 1)")
-    return value if value < 1 else int(value)
+    """An integer is a count of rows, anything else a fraction (as in scikit-learn)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = _parsed(text, float, "a fraction or a count")
+    try:
+        return check_val_size(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _seconds(text: str) -> float:
@@ -198,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--seed", type=_seed, default=None,
                        help="seeds the split, the initial weights and the shuffling (default: 0)")
     model.add_argument("--val-size", type=_val_size, default=None, metavar="N|FRACTION",
-                       help="training rows held out for validation, as a count or a fraction "
+                       help="training rows held out for validation: a fraction in (0, 1) "
+                            "such as 0.1, or a whole number of rows such as 5000; 0 for none "
                             "(default: 0.1)")
     run = train.add_argument_group("execution")
     _add_backend_option(run)
@@ -351,7 +357,11 @@ def _note(args, message: str) -> None:
 
 
 def _load_data(args) -> mnist.MnistData:
-    data = mnist.load(args.data, args.data_dir, download=not args.no_download)
+    try:
+        data = mnist.load(args.data, args.data_dir, download=not args.no_download)
+    except mnist.DataDirError as err:
+        message = err.message("--data-dir" if err.place == "data_dir" else err.place)
+        raise (UsageError if err.bad_path else Failure)(message) from None
     if data.note:
         _note(args, data.note)
     return data
@@ -659,7 +669,9 @@ def cmd_train(args) -> int:
     train_seconds = sum(record.seconds for record in this_run)
     resumed = f" ({len(this_run)} in this run)" if resume else ""
     saved = f"; saved {args.save}" if args.save else ""
-    print(f"test accuracy {test_accuracy:.2%} ({task.name}, {len(task.x_test):,} images) after "
+    sample = " of the bundled sample" if task.source == "sample" else ""
+    print(f"test accuracy {test_accuracy:.2%} ({task.name}, {len(task.x_test):,} test images"
+          f"{sample}) after "
           f"{len(history.epochs)} epoch{'s' if len(history.epochs) != 1 else ''}{resumed} in {train_seconds:.1f}s ({total_seconds:.1f}s "
           f"with compilation and validation){saved}")
     return 0

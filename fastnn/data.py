@@ -7,6 +7,7 @@ integer digit labels, a seeded validation split and the official test set.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,18 +77,38 @@ def scale_pixels(images: np.ndarray, dtype=np.float32) -> np.ndarray:
     return out
 
 
+def check_val_size(val_size):
+    """Return ``val_size`` if it is a validation size, as scikit-learn's ``train_test_split`` reads sizes.
+
+    A float is a fraction in (0, 1) (``1.0`` is not "one row"); an integer is a
+    count of rows; zero, as either, holds out nothing.
+    """
+    if isinstance(val_size, (bool, np.bool_)) or not isinstance(val_size, numbers.Real) \
+            or not val_size >= 0:
+        raise ValueError(f"validation size {val_size!r} must be a fraction in (0, 1) or a "
+                         "count >= 0")
+    if isinstance(val_size, numbers.Integral) or val_size < 1:
+        return val_size
+    hint = (f"; for a count of rows give an integer ({int(val_size)})"
+            if float(val_size).is_integer() else "")
+    raise ValueError(f"validation size {float(val_size)!r} is a fraction, and a fraction must lie "
+                     f"in (0, 1){hint}")
+
+
 def validation_count(val_size, n_train: int) -> int:
-    """How many training rows to hold out: a count, or a fraction in [0, 1)."""
-    if isinstance(val_size, float) and 0 <= val_size < 1:
-        count = int(round(val_size * n_train))
-    elif float(val_size).is_integer() and val_size >= 0:
-        count = int(val_size)
+    """How many of ``n_train`` rows to hold out (see `check_val_size`).
+
+    A positive fraction holds out at least one row.
+    """
+    check_val_size(val_size)
+    if isinstance(val_size, numbers.Integral):
+        count, size = int(val_size), f"{int(val_size)}"
     else:
-        raise ValueError(f"validation size {val_size} must be a count >= 0 or a fraction in [0, 1)")
+        count = max(1, round(val_size * n_train)) if val_size > 0 else 0
+        size = f"{float(val_size)!r} ({count} rows)"
     if count >= n_train:
-        raise ValueError(
-            f"validation size {count} leaves no training data ({n_train} rows in the task)"
-        )
+        raise ValueError(f"validation size {size} leaves no training data ({n_train} rows in "
+                         "the task)")
     return count
 
 

@@ -15,6 +15,8 @@ floats in [0, 1]. Arrays are (h, w) grey, or (h, w, c) with c = 1 (grey),
 
 from __future__ import annotations
 
+import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,16 @@ CENTRE = (14.0, 14.0)
 NOISE = 0.15
 #: File types `read_inputs` understands.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+#: Largest image `read_image` decodes, in pixels: a 50-megapixel phone photo. Larger
+#: ones are refused before decoding, which would take up to 4 bytes a pixel.
+MAX_PIXELS = 50_000_000
+#: Images are shrunk to at most this many pixels a side as they are read: the digit
+#: ends up 20 pixels tall, and float64 arithmetic on the full size would take GBs.
+WORK_SIDE = 1024
+# What Pillow raises on a damaged or unsupported file: OSError (UnidentifiedImageError
+# among them) mostly, but ValueError for some bad headers, SyntaxError for a broken
+# PNG chunk, EOFError when frames run out early.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
 # ITU-R 601-2 luma, as Pillow's "L" mode uses.
 _LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -157,35 +169,69 @@ def to_mnist(image) -> np.ndarray:
     return (out / out.max()).astype(np.float32)
 
 
+def check_shape(shape: tuple) -> None:
+    """Raise `ValueError` unless ``shape`` is one image (28, 28) or (784,), or a stack of them."""
+    if shape in ((SIZE, SIZE), (SIZE * SIZE,)):
+        return
+    if len(shape) == 3 and shape[1:] == (SIZE, SIZE) or len(shape) == 2 and shape[1] == SIZE * SIZE:
+        if shape[0] == 0:
+            raise ValueError("the array holds no images (its first dimension is 0)")
+        return
+    raise ValueError(f"an array must be one image (28, 28) or (784,), or a stack (n, 28, 28) "
+                     f"or (n, 784); got shape {shape}")
+
+
 def split_array(array) -> list:
     """The images in an array loaded from .npy: a list of (28, 28) arrays (dtype kept).
 
-    Accepts one image (28, 28) or (784,), or a stack (n, 28, 28) or (n, 784).
+    Accepts the shapes `check_shape` accepts.
     """
     a = np.asarray(array)
-    if a.shape in ((SIZE, SIZE), (SIZE * SIZE,)):
-        return [a.reshape(SIZE, SIZE)]
-    if a.ndim == 3 and a.shape[1:] == (SIZE, SIZE) or a.ndim == 2 and a.shape[1] == SIZE * SIZE:
-        if a.shape[0] == 0:
-            raise ValueError("the array holds no images (its first dimension is 0)")
-        return list(a.reshape(-1, SIZE, SIZE))
-    raise ValueError(f"an array must be one image (28, 28) or (784,), or a stack (n, 28, 28) "
-                     f"or (n, 784); got shape {a.shape}")
+    check_shape(a.shape)
+    return list(a.reshape(-1, SIZE, SIZE))
+
+
+class _TooLarge(ValueError):
+    """An image over `MAX_PIXELS`."""
 
 
 def read_image(path) -> np.ndarray:
     """Pixels of an image file as uint8, (h, w) grey or (h, w, 4) RGBA if it has transparency.
 
     Needs Pillow (``pip install "fastnn[images]"``). EXIF rotation is applied.
+    Images over `MAX_PIXELS` are refused before they are decoded, and images
+    larger than `WORK_SIDE` are shrunk (by averaging) as they are read, so
+    memory stays bounded. Anything Pillow cannot decode raises `ValueError`.
     """
     pil = require("PIL.Image", "images", f"reading {Path(path).name}")
     ops = require("PIL.ImageOps", "images", f"reading {Path(path).name}")
+    too_large = "fastnn predict reads images of up to {:.0f} megapixels: scale it down, or crop " \
+                "it to the digit".format(MAX_PIXELS / 1e6)
     try:
-        with pil.open(path) as opened:
-            picture = ops.exif_transpose(opened)
-            transparent = picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info
-            return np.asarray(picture.convert("RGBA" if transparent else "L"))
-    except (pil.UnidentifiedImageError, OSError) as err:
+        with warnings.catch_warnings():
+            # Pillow's warnings about damaged metadata would only add noise to the one line
+            # that reports a failure; its warning about a huge image becomes a refusal.
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", pil.DecompressionBombWarning)
+            with pil.open(path) as opened:
+                width, height = opened.size
+                if width * height > MAX_PIXELS:
+                    raise _TooLarge(f"{path}: the image is {width}x{height} pixels "
+                                    f"({width * height / 1e6:.0f} megapixels); {too_large}")
+                opened.draft(opened.mode, (WORK_SIDE, WORK_SIDE))  # JPEG: decode at 1/2..1/8
+                picture = ops.exif_transpose(opened)
+                transparent = picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info
+                picture = picture.convert("RGBA" if transparent else "L")
+                factor = math.ceil(max(picture.size) / WORK_SIDE)
+                return np.asarray(picture.reduce(factor) if factor > 1 else picture)
+    except _TooLarge:
+        raise
+    except (pil.DecompressionBombWarning, pil.DecompressionBombError) as err:
+        # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that.
+        limit = pil.MAX_IMAGE_PIXELS * (2 if isinstance(err, pil.DecompressionBombError) else 1)
+        raise ValueError(f"{path}: the image is more than {limit / 1e6:.0f} megapixels (Pillow "
+                         f"refuses it as a possible decompression bomb); {too_large}") from None
+    except _DECODE_ERRORS as err:
         raise ValueError(f"{path}: not a readable image ({err})") from None
 
 
@@ -202,6 +248,12 @@ def read_inputs(path) -> list:
             with open(path, "rb") as file:
                 if file.read(6) != b"\x93NUMPY":
                     raise ValueError(f"{path}: not a readable .npy file (no NumPy header)")
+            try:  # the shape, from the header alone: a wrong one is not worth reading
+                shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+            except ValueError:
+                shape = None  # np.load below says what is wrong (Python objects, truncation...)
+            if shape is not None:
+                check_shape(shape)
             return split_array(np.load(path, allow_pickle=False))
         except (OSError, EOFError) as err:
             raise ValueError(f"{path}: not a readable .npy file ({err})") from None

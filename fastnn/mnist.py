@@ -1,9 +1,11 @@
 """Find, download, validate and load MNIST, or fall back to the bundled sample.
 
-Full MNIST is looked for, in order, in the ``data_dir`` argument, in
-``$FASTNN_DATA_DIR`` and in the per-user cache (`cache_dir`). A directory may
-hold each of the four files gzipped (``train-images-idx3-ubyte.gz``) or raw
-(``train-images-idx3-ubyte``), directly or in torchvision's ``MNIST/raw/``.
+Full MNIST is looked for in the ``data_dir`` argument if given, else in
+``$FASTNN_DATA_DIR`` if set (a folder the user names is the only place
+searched, and an error if it does not hold MNIST), else in the per-user cache
+(`cache_dir`). A directory may hold each of the four files gzipped
+(``train-images-idx3-ubyte.gz``) or raw (``train-images-idx3-ubyte``),
+directly or in torchvision's ``MNIST/raw/``.
 Local files are not checksummed (recompressed copies are fine); their content
 is validated by `fastnn.idx`. Files missing from the cache are downloaded from
 the mirrors in order, md5-checked, stored atomically by pooch and validated;
@@ -30,7 +32,8 @@ import numpy as np
 from . import idx
 from .idx import DataError
 
-__all__ = ["DataError", "MnistData", "load", "load_sample", "cache_dir", "find_local"]
+__all__ = ["DataError", "DataDirError", "MnistData", "load", "load_sample", "cache_dir",
+           "find_local"]
 
 DATA_DIR_ENV = "FASTNN_DATA_DIR"
 CACHE_DIR_ENV = "FASTNN_CACHE_DIR"
@@ -108,10 +111,36 @@ def find_local(data_dir=None) -> Path | None:
 
     Only presence is checked here; `load` validates the content.
     """
-    for _, directory in [*_user_places(data_dir), ("cache", cache_dir())]:
+    places = [path for _, _, path in _user_places(data_dir)] + [cache_dir()]
+    for directory in places:
         if directory is not None and _scan(directory)[0] is not None:
             return directory
     return None
+
+
+class DataDirError(DataError):
+    """A folder named for MNIST (``data_dir`` or ``$FASTNN_DATA_DIR``) does not hold it.
+
+    ``place`` is ``"data_dir"`` or ``"$FASTNN_DATA_DIR"``; ``bad_path`` is True when
+    the path itself is wrong (it does not exist or is not a folder), False when
+    the folder's contents are. `message` words the error for another name of
+    the place, such as the ``--data-dir`` flag.
+    """
+
+    def __init__(self, place: str, given, path: Path, finding: str, bad_path: bool):
+        self.place, self.given, self.path = place, str(given), path
+        self.finding, self.bad_path = finding, bad_path
+        super().__init__(self.message(place), finding)
+
+    def message(self, name: str) -> str:
+        shown = self.given if self.given == str(self.path) else f"{self.given} ({self.path})"
+        where = f"{name} {shown}"
+        undo = f"unset {name}" if name.startswith("$") else f"leave {name} out"
+        files = ", ".join(FILES[:-1]) + f" and {FILES[-1]}, each .gz or unzipped"
+        fix = ("point it at the folder that holds the MNIST files" if self.bad_path
+               else "put the missing files there")
+        return f"{where} {self.finding}; {fix} ({files}), or {undo} to let fastnn find or " \
+               "download MNIST"
 
 
 def load_sample() -> MnistData:
@@ -137,7 +166,8 @@ def load(source: str = "auto", data_dir=None, *, download: bool = True, cache_di
         "auto": the full set if found or downloadable, else the sample with
         ``note`` saying why.
     data_dir : path, optional
-        Directory searched first for the four MNIST files.
+        The folder holding the four MNIST files; default ``$FASTNN_DATA_DIR``,
+        else the cache.
     download : bool
         Download missing files into the cache (from ``mirrors``).
     cache_dir : path, optional
@@ -146,8 +176,11 @@ def load(source: str = "auto", data_dir=None, *, download: bool = True, cache_di
         Base URLs to try in order; default ``$FASTNN_MNIST_MIRRORS`` (comma-separated),
         else `MIRRORS`.
 
-    Files that are found but broken raise `DataError` whatever ``source`` is:
-    silently training on the sample instead would hide the problem.
+    A folder named by ``data_dir`` or ``$FASTNN_DATA_DIR`` is the only place
+    searched; if it does not hold the four files, `DataDirError` says what it
+    holds instead. Files that are found but broken raise `DataError`. Either
+    way, whatever ``source`` is: silently training on the sample instead would
+    hide the problem. The sample stands in only when no folder was named.
     """
     if source == "sample":
         return load_sample()
@@ -194,14 +227,13 @@ class _NotFound(Exception):
 
 
 def _user_places(data_dir) -> list:
+    """(place, as given, absolute path or None) of each folder the user may have named."""
     # An explicit directory is final: a typo in --data-dir must not quietly
     # pick up MNIST from somewhere else.
     if data_dir is not None:
-        return [("data_dir", Path(data_dir).expanduser().absolute())]
-    places = []
+        return [("data_dir", data_dir, Path(data_dir).expanduser().absolute())]
     env = os.environ.get(DATA_DIR_ENV, "").strip()
-    places.append((f"${DATA_DIR_ENV}", Path(env).expanduser().absolute() if env else None))
-    return places
+    return [(f"${DATA_DIR_ENV}", env, Path(env).expanduser().absolute() if env else None)]
 
 
 def _locate(directory: Path, name: str) -> Path | None:
@@ -214,18 +246,38 @@ def _locate(directory: Path, name: str) -> Path | None:
 
 
 def _scan(directory: Path) -> tuple:
-    """({name: path} if all four files are there else None, why not)."""
+    """({name: path} if all four files are there else None, what was found, the path is wrong).
+
+    What was found is a phrase such as "does not exist" or "holds ... but not ...".
+    """
     if not directory.exists():
-        return None, "does not exist"
+        return None, "does not exist", True
     if not directory.is_dir():
-        return None, "not a directory"
+        return None, ("is a file, not a folder" if directory.is_file() else "is not a folder"), True
     found = {name: _locate(directory, name) for name in FILES}
-    missing = [name for name, path in found.items() if path is None]
+    present = [str(path.relative_to(directory)) for path in found.values() if path is not None]
+    missing = [f"{name}[.gz]" for name, path in found.items() if path is None]
     if not missing:
-        return found, ""
-    if len(missing) == len(FILES):
-        return None, "no MNIST files"
-    return None, "missing " + ", ".join(f"{name}[.gz]" for name in missing)
+        return found, "", False
+    if present:
+        return None, f"holds {_listing(present)} but not {_listing(missing)}", False
+    return None, f"holds no MNIST files ({_contents(directory)})", False
+
+
+def _listing(names: list, most: int = len(FILES)) -> str:
+    """``a, b and c``; beyond ``most`` names, ``a, b and 3 more``."""
+    if len(names) > most:
+        names = [*names[:most], f"{len(names) - most} more"]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
+def _contents(directory: Path) -> str:
+    """What a folder holds, in a few words: "it is empty", "it holds a.txt, b/ and 3 more"."""
+    try:
+        entries = sorted(path.name + ("/" if path.is_dir() else "") for path in directory.iterdir())
+    except OSError as err:
+        return f"it cannot be listed: {err.strerror or err}"
+    return f"it holds {_listing(entries, most=5)}" if entries else "it is empty"
 
 
 def _mirrors(mirrors) -> list:
@@ -268,21 +320,17 @@ def _assemble(arrays: dict, paths: dict, digests: dict, origin: Path,
 
 def _load_full(data_dir, cache: Path, mirrors: list, download: bool) -> MnistData:
     looked = []
-    for label, directory in _user_places(data_dir):
+    for place, given, directory in _user_places(data_dir):
         if directory is None:
-            looked.append(f"{label} not set")
+            looked.append(f"{place} not set")
             continue
-        found, why = _scan(directory)
-        if found is None:
-            looked.append(f"{label} {directory} ({why})")
-            continue
+        found, finding, bad_path = _scan(directory)
+        if found is None:  # a named folder is final: never fall back from it
+            raise DataDirError(place, given, directory, finding, bad_path)
         arrays, digests = {}, {}
         for name, path in found.items():
             arrays[name], digests[name] = _read(path, name)
         return _assemble(arrays, found, digests, directory, None)
-    if data_dir is not None:
-        raise _NotFound(looked, [("download", "not tried when a data directory is named")],
-                        cache, mirrors)
 
     # The cache is ours: keep what is valid, remove what is not, download the rest.
     arrays, digests, paths, removed = {}, {}, {}, []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 from pathlib import Path
 
@@ -36,10 +36,22 @@ def _parameter_digest(arrays) -> str:
     return digest.hexdigest()
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _create_beside(path: Path):
+    """A new, uniquely named temporary file in ``path``'s folder: (open binary file, its path).
+
+    It is created with mode 0666 less the umask, as ``open()`` creates files: the
+    kernel applies the umask, so the process-wide umask is never read or set
+    (which would race with other threads).
+    """
+    directory = path.parent if str(path.parent) else Path(".")
+    for _ in range(100):
+        tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        return os.fdopen(fd, "wb"), tmp
+    raise FileExistsError(f"cannot create a temporary file beside {path}: every name tried exists")
 
 
 def save_model(path, net: Network, *, training: dict | None = None,
@@ -75,17 +87,15 @@ def save_model(path, net: Network, *, training: dict | None = None,
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise ModelFileError(f"cannot save the model to {path}: directory {directory} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    file, tmp_name = _create_beside(path)
     try:
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.chmod(tmp_name, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as tmp:
+        with file as tmp:
             np.savez(tmp, **arrays)
             tmp.flush()
             os.fsync(tmp.fileno())
         os.replace(tmp_name, path)
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp_name.unlink(missing_ok=True)
         raise
     return path
 

@@ -14,13 +14,19 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 import kernels
-from kernels.common import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, allocate_workspace
+from kernels.common import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, SOFTMAX, allocate_workspace
 
 from .network import Network
 
 # Rows handed to the backend per call. Between calls Python can report
 # progress and react to Ctrl-C; at this size the call overhead is invisible.
 _ROWS_PER_CALL = 8192
+#: Training has blown up when the mean loss of the batches of one call is this
+#: many times `reference_loss`: the loss of a network that guesses (ln 10 for
+#: ten digits, ln 2 for a pair), or the loss training started from if higher.
+#: Healthy runs, the presets among them, stay well below it (tests/test_divergence.py).
+EXPLOSION_FACTOR = 10
+_REFERENCE_ROWS = 1024  # rows whose loss measures where training starts from
 
 
 @dataclass
@@ -108,15 +114,21 @@ def check_resume(resume: History, epochs: int) -> None:
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite. The network keeps its last finite parameters."""
+    """The loss became NaN or infinite, or exploded while finite (see `EXPLOSION_FACTOR`).
 
-    def __init__(self, epoch: int, batch: int, lr: float, history: History):
+    The network is back at the parameters it had when epoch ``epoch`` began:
+    the end of epoch ``epoch - 1``, or where `fit` started. ``reason`` says what
+    happened and where; by default, a non-finite loss at ``epoch``, ``batch``.
+    """
+
+    def __init__(self, epoch: int, batch: int, lr: float, history: History, reason=None):
         self.epoch, self.batch, self.history = epoch, batch, history
-        super().__init__(
-            f"training diverged: the loss became NaN or infinite at epoch {epoch}, batch {batch}. "
-            f"The parameters of the last finite step were kept. Try a smaller learning rate "
-            f"than {lr:g}."
-        )
+        if reason is None:
+            reason = f"the loss became NaN or infinite at epoch {epoch}, batch {batch}"
+        restored = (f"from the end of epoch {epoch - 1}" if epoch > 1
+                    else "from before the first epoch")
+        super().__init__(f"training diverged: {reason}. The parameters {restored} were "
+                         f"restored. Try a smaller learning rate than {lr:g}.")
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -153,6 +165,43 @@ def check_hyperparameters(epochs, lr, seed=0) -> None:
         raise ValueError(f"seed {seed!r} must be an integer >= 0")
 
 
+def guessing_loss(net: Network) -> float:
+    """The loss per sample of a network that gives every class the same probability."""
+    return math.log(max(2, net.sizes[-1]))
+
+
+def reference_loss(net: Network, x, y) -> float:
+    """The larger of `guessing_loss` and ``net``'s mean loss on the first rows of ``x``.
+
+    ``y`` are the targets (`Network.targets`) of ``x``.
+    """
+    guessing = guessing_loss(net)
+    ref = kernels.get_backend("numpy")
+    rows, targets = x[:_REFERENCE_ROWS], y[:_REFERENCE_ROWS]
+    zs = [np.empty((rows.shape[0], n), net.dtype) for n in net.sizes[1:]]
+    acts = [np.empty_like(z) for z in zs]
+    output = OUTPUT_ACTIVATIONS[net.output]
+    loss = ref.softmax_cross_entropy if output == SOFTMAX else ref.sigmoid_cross_entropy
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref.forward(tuple(net.weights), tuple(net.biases), rows, HIDDEN_ACTIVATIONS[net.hidden],
+                    output, zs, acts)
+        start = float(loss(zs[-1], targets)) / rows.shape[0]
+    return max(guessing, start) if math.isfinite(start) else guessing
+
+
+def _explosion(loss: float, rows: int, reference: float, guessing: bool, batches: tuple,
+               epoch: int) -> str | None:
+    """Why the loss of ``rows`` rows over ``batches`` (first, last) is an explosion, or None."""
+    mean = loss / rows
+    if mean <= EXPLOSION_FACTOR * reference:
+        return None
+    first, last = batches
+    where = f"batch {first}" if first == last else f"batches {first}-{last}"
+    basis = "of guessing" if guessing else "training started from"
+    return (f"the loss exploded to {mean:.3g} per sample in {where} of epoch {epoch}, over "
+            f"{EXPLOSION_FACTOR} times the loss {basis} ({reference:.2g})")
+
+
 def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float = 0.1,
         backend: str | None = None, seed: int = 0, validation=None,
         on_epoch_end=None, on_progress=None, resume: History | None = None) -> History:
@@ -174,8 +223,10 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float =
         checkpoint): training continues after its last epoch with its
         shuffling state, so the result equals an uninterrupted run.
 
-    Returns the `History`. Raises `TrainingDiverged` on a non-finite loss and
-    `TrainingInterrupted` on Ctrl-C, leaving ``net`` with usable parameters.
+    Returns the `History`. Raises `TrainingDiverged` when the loss becomes
+    non-finite or explodes (`EXPLOSION_FACTOR`), with ``net`` back at the start
+    of that epoch, and `TrainingInterrupted` on Ctrl-C, with ``net`` at the end
+    of the last completed epoch.
     """
     check_hyperparameters(epochs, lr, seed)
     x = net.check_inputs(x)
@@ -193,6 +244,9 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float =
     hidden = HIDDEN_ACTIVATIONS[net.hidden]
     output = OUTPUT_ACTIVATIONS[net.output]
     lr_typed = net.dtype.type(lr)
+
+    reference = reference_loss(net, x, y)
+    guessing = reference == guessing_loss(net)  # else the loss training starts from
 
     rng = np.random.default_rng(seed)
     history = History(kern.NAME, batch, float(lr))
@@ -226,11 +280,16 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float =
                     loss, correct, done = kern.train_epoch(
                         tuple(net.weights), tuple(net.biases), inputs, y, chunk, batch, lr_typed,
                         hidden, output, ws)
+                first_step = steps + 1
                 loss_sum, n_correct, steps = loss_sum + loss, n_correct + correct, steps + done
                 if done < -(-chunk.shape[0] // batch) or not math.isfinite(loss_sum):
-                    if not net.parameters_finite():
-                        net.set_parameters(*saved)
+                    net.set_parameters(*saved)
                     raise TrainingDiverged(epoch, steps + 1, lr, history)
+                exploded = _explosion(loss, chunk.shape[0], reference, guessing,
+                                      (first_step, steps), epoch)
+                if exploded:
+                    net.set_parameters(*saved)
+                    raise TrainingDiverged(epoch, steps, lr, history, exploded)
                 if on_progress is not None:
                     on_progress(start + chunk.shape[0], n, loss_sum, n_correct)
             seconds = time.perf_counter() - started

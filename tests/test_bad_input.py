@@ -8,6 +8,7 @@ costs a few seconds). Exit codes: 2 for a usage error (a bad flag or value),
 
 import gzip
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -157,8 +158,18 @@ CASES = [
     ("flag", ["train", "--turbo"], USAGE, "unrecognized arguments: --turbo"),
     # other values
     ("seed-negative", ["train", "--seed=-1"], USAGE, "argument --seed: '-1' must be an integer >= 0"),
-    ("val-negative", ["train", "--val-size=-0.1"], USAGE, "must be a count >= 0 or a fraction in [0, 1)"),
-    ("val-fraction-count", ["train", "--val-size", "2.5"], USAGE, "'2.5' must be a count >= 0"),
+    ("val-negative", ["train", "--val-size=-0.1"], USAGE,
+     "argument --val-size: validation size -0.1 must be a fraction in (0, 1) or a count >= 0"),
+    ("val-fraction-count", ["train", "--val-size", "2.5"], USAGE,
+     "argument --val-size: validation size 2.5 is a fraction, and a fraction must lie in (0, 1)"),
+    ("val-one-point-zero", ["train", "--val-size", "1.0"], USAGE,
+     "argument --val-size: validation size 1.0 is a fraction, and a fraction must lie in (0, 1); "
+     "for a count of rows give an integer (1)"),
+    ("val-exponent", ["train", "--val-size", "1e3"], USAGE,
+     "validation size 1000.0 is a fraction, and a fraction must lie in (0, 1); for a count of "
+     "rows give an integer (1000)"),
+    ("val-text", ["train", "--val-size", "some"], USAGE,
+     "argument --val-size: 'some' is not a fraction or a count"),
     ("val-everything", ["train", *QUICK, "--val-size", "10000"], USAGE,
      "validation size 10000 leaves no training data (10000 rows in the task)"),
     ("samples-seed", ["samples", "--out", "x.png", "--seed=-2"], USAGE,
@@ -186,6 +197,25 @@ CASES = [
      "{d}/empty/t10k-labels-idx1-ubyte.gz: the file is empty"),
     ("data-missing", ["train", "--data", "mnist", "--no-download", "--data-dir", "{d}/nothing"],
      FAILURE, "{d}/nothing"),
+    # a folder the user names must hold MNIST: no quiet fallback to the sample
+    ("data-dir-missing", ["train", *QUICK[2:], "-q", "--data-dir", "{d}/no-such-dir"], USAGE,
+     "fastnn: error: --data-dir {d}/no-such-dir does not exist; point it at the folder that holds "
+     "the MNIST files (train-images-idx3-ubyte, "),
+    ("data-dir-relative", ["train", *QUICK[2:], "--data-dir", "no-such-dir"], USAGE,
+     "--data-dir no-such-dir ({d}/no-such-dir) does not exist; point it at the folder"),
+    ("data-dir-is-a-file", ["train", *QUICK[2:], "--data-dir", "{d}/models/good.npz"], USAGE,
+     "--data-dir {d}/models/good.npz is a file, not a folder; point it at the folder"),
+    ("data-dir-partial", ["train", *QUICK[2:], "-q", "--data-dir", "{d}/partial"], FAILURE,
+     "fastnn: error: --data-dir {d}/partial holds train-images-idx3-ubyte.gz, "
+     "train-labels-idx1-ubyte.gz and t10k-images-idx3-ubyte.gz but not t10k-labels-idx1-ubyte[.gz]; "
+     "put the missing files there"),
+    ("data-dir-empty", ["evaluate", "{d}/models/good.npz", "--data-dir", "{d}/nothing"], FAILURE,
+     "--data-dir {d}/nothing holds no MNIST files (it is empty); put the missing files there"),
+    ("env-data-dir-missing", ["train", *QUICK[2:]], USAGE,
+     "$FASTNN_DATA_DIR {d}/nowhere does not exist; point it at the folder that holds the MNIST "
+     "files"),
+    ("env-data-dir-partial", ["samples", "--out", "{d}/s.png"], FAILURE,
+     "$FASTNN_DATA_DIR {d}/partial holds train-images-idx3-ubyte.gz, "),
     ("evaluate-broken-data", ["evaluate", "{d}/models/good.npz", "--data", "mnist",
                               "--data-dir", "{d}/html"], FAILURE, "is an HTML/XML page"),
     # model files
@@ -213,7 +243,9 @@ CASES = [
     ("env-backend", ["train", *QUICK[:2]], USAGE,
      "Unknown backend 'cuda' (from $FASTNN_BACKEND): choose one of numpy, numba."),
 ]
-ENV = {"env-backend": {"FASTNN_BACKEND": "cuda"}}
+ENV = {"env-backend": {"FASTNN_BACKEND": "cuda"},
+       "env-data-dir-missing": {"FASTNN_DATA_DIR": "{d}/nowhere"},
+       "env-data-dir-partial": {"FASTNN_DATA_DIR": "{d}/partial"}}
 
 
 @pytest.fixture(scope="module")
@@ -225,12 +257,16 @@ def results(tmp_path_factory):
                           ("corrupt", corrupt_gzip), ("empty", empty_file)]:
         mnist_dir(folder / name, breaker)
     (folder / "nothing").mkdir()
+    mnist_dir(folder / "partial", lambda f: (f / "t10k-labels-idx1-ubyte.gz").unlink())
     (folder / "models").mkdir()
     model_files(folder / "models")
 
     def run(case):
         name, args = case[0], [arg.format(d=folder) for arg in case[1]]
-        env = {**os.environ, "FASTNN_BACKEND": "numpy", **ENV.get(name, {})}
+        extra = {key: value.format(d=folder) for key, value in ENV.get(name, {}).items()}
+        # The module's fixture runs before conftest's private cache: isolate here too.
+        env = {**os.environ, "FASTNN_BACKEND": "numpy", "FASTNN_CACHE_DIR": str(folder / "cache"),
+               "FASTNN_MNIST_MIRRORS": "http://127.0.0.1:9/", **extra}
         result = subprocess.run([sys.executable, "-m", "fastnn", *args], capture_output=True,
                                 text=True, cwd=folder, env=env, timeout=120)
         return name, result
@@ -249,8 +285,8 @@ def test_bad_input_through_the_cli(results, name, args, code, message):
     lines = result.stderr.strip().splitlines()
     assert lines, "no message at all"
     last = lines[-1]
-    assert last.startswith(("fastnn: error: ", "fastnn train: error: ", "fastnn evaluate: error: ",
-                            "fastnn: error: argument")) or "error:" in last
+    # fastnn's own errors, or argparse's (which name the subcommand).
+    assert re.match(r"fastnn( (train|evaluate|predict|samples|bench))?: error: \S", last), last
     assert message.format(d=folder) in last
     assert result.stdout == ""
     if code == FAILURE:

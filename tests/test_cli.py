@@ -47,6 +47,13 @@ def test_quiet_prints_only_the_summary(capsys):
     assert out.startswith("test accuracy") and err == ""
 
 
+def test_even_a_quiet_summary_says_when_the_bundled_sample_stood_in(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("FASTNN_DATA_DIR", raising=False)  # nothing named: the sample may stand in
+    assert main(["train", *QUICK[2:], "--no-download", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "(digits 0-9, 2,000 test images of the bundled sample)" in out and err == ""
+
+
 def test_a_preset_with_overrides_trains_a_digit_pair(tmp_path, capsys):
     metrics = tmp_path / "m.json"
     assert main(["train", "--preset", "binary12", "--epochs", "3", "--data", "sample",

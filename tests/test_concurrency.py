@@ -1,8 +1,9 @@
 """Two fastnn processes started together, on a cold data cache and a cold JIT cache.
 
 The download test is real: a local HTTP server on 127.0.0.1 serves small, valid
-fake MNIST files, slowly enough that both processes are downloading at once,
-and each process is told the fakes' md5 sums through a one-line wrapper around
+fake MNIST files, and holds back the first file until both processes have asked
+for it, so that they download at once whatever their start-up times. Each
+process is told the fakes' md5 sums through a one-line wrapper around
 `fastnn.cli.main`. The JIT test compiles every Numba kernel twice at the same
 time into one empty NUMBA_CACHE_DIR; it takes minutes on two cores, so it runs
 only when FASTNN_SLOW_TESTS=1.
@@ -28,9 +29,10 @@ import kernels
 MNIST_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
-# Runs the CLI after pointing fastnn.mnist.MD5 at the fakes' checksums.
+# Runs the CLI after pointing fastnn.mnist.MD5 at the fakes' checksums, with a read
+# timeout longer than SlowServer ever holds a file back.
 WRAPPER = ("import json, sys; from fastnn import mnist; mnist.MD5.update(json.loads(sys.argv[1])); "
-           "from fastnn.cli import main; sys.exit(main(sys.argv[2:]))")
+           "mnist.TIMEOUT = (5, 600); from fastnn.cli import main; sys.exit(main(sys.argv[2:]))")
 
 
 def fake_bodies(n_train=60, n_test=20, seed=0) -> dict:
@@ -54,15 +56,25 @@ def md5s(bodies: dict) -> dict:
 
 
 class SlowServer:
-    """Serves ``files[name]`` at ``/name`` in small pieces with pauses; logs every request."""
+    """Serves ``files[name]`` at ``/name`` in small pieces with pauses; logs every request.
 
-    def __init__(self, files: dict, seconds_per_file: float = 0.6):
+    With ``together=name``, the first two requests for ``name`` are answered only once
+    both have arrived (or after five minutes, for the test to report the missing one).
+    """
+
+    def __init__(self, files: dict, seconds_per_file: float = 0.6, together: str | None = None):
         self.files, self.requests = dict(files), []
+        self.together, self.meeting = together, threading.Barrier(2, timeout=300)
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 server.requests.append(self.path)
+                if self.path == f"/{server.together}" and server.requests.count(self.path) <= 2:
+                    try:
+                        server.meeting.wait()
+                    except threading.BrokenBarrierError:
+                        pass  # the other process never asked: the test says so
                 body = server.files.get(self.path.lstrip("/"))
                 if body is None:
                     self.send_error(404, "Not Found")
@@ -114,15 +126,16 @@ TRAIN_FAKE = ["train", "--data", "mnist", "--backend", "numpy", "--layers", "8",
 def test_two_processes_download_into_one_empty_cache_and_both_succeed(tmp_path):
     bodies = fake_bodies()
     cache = tmp_path / "cache"
-    with SlowServer(bodies, seconds_per_file=1.5) as server:
+    first = f"{MNIST_NAMES[0]}.gz"
+    with SlowServer(bodies, seconds_per_file=0.3, together=first) as server:
         command = [sys.executable, "-c", WRAPPER, json.dumps(md5s(bodies)), *TRAIN_FAKE]
         outcomes = start_together([command, command], fastnn_env(cache, server.url), tmp_path)
     for proc, out, err in outcomes:
         assert proc.returncode == 0, err
         assert "Traceback" not in err
         assert out.startswith("test accuracy")
-    # Both really downloaded at the same time: the first file (1.5 s to serve) was asked
-    # for twice, and no file more often.
+    # Both really downloaded at the same time: the first file, held back until both had
+    # asked, was asked for twice, and no file more often.
     assert server.requests.count(f"/{MNIST_NAMES[0]}.gz") == 2
     assert set(server.requests) == {f"/{name}" for name in bodies}
     assert max(server.requests.count(f"/{name}") for name in bodies) == 2

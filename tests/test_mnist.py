@@ -14,7 +14,6 @@ import socket
 import struct
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -278,10 +277,13 @@ def test_an_invalid_cached_file_is_removed_even_when_offline(fakes, cache):
 
 # --- offline and fallbacks --------------------------------------------------------------------
 
-def test_auto_offline_falls_back_to_the_sample_with_a_one_line_note(cache):
-    start = time.perf_counter()
+def test_auto_offline_falls_back_to_the_sample_with_a_one_line_note(cache, monkeypatch):
+    attempts = []
+    fetch = mnist._fetch
+    monkeypatch.setattr(mnist, "_fetch", lambda *args, **kw: attempts.append(args[0]) or
+                        fetch(*args, **kw))
     data = mnist.load("auto", mirrors=[closed_port_url()])
-    assert time.perf_counter() - start < 5
+    assert len(attempts) == 1  # offline, it gives up at the first refusal: no retries, no wait
     assert data.source == "sample" and data.origin == "bundled sample"
     assert data.note.startswith("Full MNIST not found (looked in: $FASTNN_DATA_DIR not set; "
                                 f"cache {cache} (")
@@ -291,17 +293,12 @@ def test_auto_offline_falls_back_to_the_sample_with_a_one_line_note(cache):
     assert "\n" not in data.note
 
 
-def test_mnist_offline_raises_listing_places_searched_urls_tried_and_the_fix(tmp_path, cache,
-                                                                            monkeypatch):
-    partial = tmp_path / "partial"
-    write_mnist(partial, {k: v for k, v in fake_mnist().items() if "t10k" not in k})
-    monkeypatch.setenv(mnist.DATA_DIR_ENV, str(partial))
+def test_mnist_offline_raises_listing_places_searched_urls_tried_and_the_fix(cache):
     dead = closed_port_url()
     with pytest.raises(DataError) as caught:
         mnist.load("mnist", mirrors=[dead])
     message = str(caught.value)
-    assert (f"$FASTNN_DATA_DIR {partial} (missing t10k-images-idx3-ubyte[.gz], "
-            "t10k-labels-idx1-ubyte[.gz])") in message
+    assert "Looked in: $FASTNN_DATA_DIR not set; " in message
     assert f"cache {cache} (does not exist)" in message
     assert f"{dead}{GZ[0]}: connection refused" in message
     assert "point --data-dir or $FASTNN_DATA_DIR at a folder" in message
@@ -366,6 +363,109 @@ def test_search_order_is_data_dir_then_env_then_cache(tmp_path, cache, monkeypat
     data = mnist.load("mnist", download=False)
     assert len(data.train_labels) == 30 and data.origin == str(cache)
     assert mnist.find_local() == cache
+
+
+# --- a folder the user named is final: no quiet fallback to the sample -----------------------
+
+FILES_HINT = ("train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
+              "t10k-labels-idx1-ubyte, each .gz or unzipped")
+
+
+def named(tmp_path, monkeypatch, how, path):
+    """Name ``path`` as the data folder, as the argument or through the environment; load."""
+    if how == "env":
+        monkeypatch.setenv(mnist.DATA_DIR_ENV, str(path))
+        return mnist.load("auto", mirrors=[closed_port_url()])
+    return mnist.load("auto", path, mirrors=[closed_port_url()])
+
+
+@pytest.mark.parametrize("how,place,undo", [
+    ("argument", "data_dir", "leave data_dir out"),
+    ("env", "$FASTNN_DATA_DIR", "unset $FASTNN_DATA_DIR"),
+])
+def test_a_named_folder_that_does_not_exist_is_an_error_not_the_sample(tmp_path, monkeypatch,
+                                                                       how, place, undo):
+    with pytest.raises(mnist.DataDirError) as caught:
+        named(tmp_path, monkeypatch, how, tmp_path / "no-such-dir")
+    error = caught.value
+    assert error.bad_path and error.place == place
+    assert str(error) == (f"{place} {tmp_path / 'no-such-dir'} does not exist; point it at the "
+                          f"folder that holds the MNIST files ({FILES_HINT}), or {undo} to let "
+                          "fastnn find or download MNIST")
+
+
+def test_a_named_path_that_is_a_file_is_an_error(tmp_path, monkeypatch):
+    (tmp_path / "mnist.zip").write_bytes(b"PK")
+    with pytest.raises(mnist.DataDirError) as caught:
+        named(tmp_path, monkeypatch, "argument", tmp_path / "mnist.zip")
+    assert caught.value.bad_path
+    assert str(caught.value).startswith(f"data_dir {tmp_path / 'mnist.zip'} is a file, not a "
+                                        "folder; point it at the folder that holds")
+
+
+def test_a_relative_path_is_shown_as_given_and_in_full(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(mnist.DataDirError, match=rf"^data_dir no-such-dir \({tmp_path}/no-such-dir"
+                                                 r"\) does not exist; "):
+        mnist.load("auto", "no-such-dir")
+
+
+@pytest.mark.parametrize("how,place,undo", [
+    ("argument", "data_dir", "leave data_dir out"),
+    ("env", "$FASTNN_DATA_DIR", "unset $FASTNN_DATA_DIR"),
+])
+def test_a_named_folder_missing_a_file_says_what_it_holds(tmp_path, monkeypatch, how, place,
+                                                          undo):
+    folder = write_mnist(tmp_path / "partial", fake_mnist())
+    (folder / GZ[3]).unlink()
+    with pytest.raises(mnist.DataDirError) as caught:
+        named(tmp_path, monkeypatch, how, folder)
+    error = caught.value
+    assert not error.bad_path
+    assert str(error) == (f"{place} {folder} holds {GZ[0]}, {GZ[1]} and {GZ[2]} but not "
+                          f"{NAMES[3]}[.gz]; put the missing files there ({FILES_HINT}), or "
+                          f"{undo} to let fastnn find or download MNIST")
+
+
+def test_a_named_folder_without_mnist_lists_what_it_holds(tmp_path, monkeypatch):
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    for name in ("a.txt", "b.png", "c.csv", "d.md", "e.py", "f.zip"):
+        (folder / name).write_text("x")
+    (folder / "photos").mkdir()
+    with pytest.raises(mnist.DataDirError) as caught:
+        named(tmp_path, monkeypatch, "argument", folder)
+    assert not caught.value.bad_path
+    assert str(caught.value).startswith(f"data_dir {folder} holds no MNIST files (it holds a.txt, "
+                                        "b.png, c.csv, d.md, e.py and 2 more); put the missing "
+                                        "files there")
+    (folder / "empty").mkdir()
+    with pytest.raises(mnist.DataDirError, match=r"holds no MNIST files \(it is empty\)"):
+        named(tmp_path, monkeypatch, "argument", folder / "empty")
+
+
+def test_the_torchvision_layout_is_reported_where_its_files_are(tmp_path, monkeypatch):
+    folder = write_mnist(tmp_path / "data" / "MNIST" / "raw", fake_mnist(), gz=False)
+    (folder / NAMES[0]).unlink()
+    with pytest.raises(mnist.DataDirError) as caught:
+        named(tmp_path, monkeypatch, "argument", tmp_path / "data")
+    assert f"holds MNIST/raw/{NAMES[1]}, MNIST/raw/{NAMES[2]} and MNIST/raw/{NAMES[3]} but not " \
+           f"{NAMES[0]}[.gz];" in str(caught.value)
+
+
+def test_the_message_can_name_the_folder_as_a_command_line_flag(tmp_path):
+    with pytest.raises(mnist.DataDirError) as caught:
+        mnist.load("auto", tmp_path / "gone")
+    assert caught.value.message("--data-dir").startswith(
+        f"--data-dir {tmp_path / 'gone'} does not exist; point it at the folder")
+    assert caught.value.message("--data-dir").endswith("or leave --data-dir out to let fastnn "
+                                                       "find or download MNIST")
+
+
+def test_an_empty_environment_variable_names_nothing(cache, monkeypatch):
+    monkeypatch.setenv(mnist.DATA_DIR_ENV, "  ")
+    data = mnist.load("auto", mirrors=[closed_port_url()])
+    assert data.source == "sample" and "$FASTNN_DATA_DIR not set" in data.note
 
 
 def test_find_local_is_none_when_nothing_is_there(tmp_path):
@@ -461,15 +561,13 @@ needs_real_mnist = pytest.mark.skipif(
 
 
 @needs_real_mnist
-def test_the_real_mnist_loads_quickly_and_is_the_official_data():
-    start = time.perf_counter()
+def test_the_real_mnist_is_the_official_data():
+    # How fast it loads is measured in bench/test_bench_data.py, not here.
     data = mnist.load("mnist", REAL_MNIST_DIR, download=False)
-    seconds = time.perf_counter() - start
     assert data.train_images.shape == (60_000, 784) and data.test_images.shape == (10_000, 784)
     assert np.bincount(data.train_labels).tolist() == TRAIN_CLASS_COUNTS
     assert np.bincount(data.test_labels).tolist() == TEST_CLASS_COUNTS
     assert data.note is None  # every decompressed sha256 matched the official one
-    assert seconds < 3, f"loading full MNIST took {seconds:.2f} s"  # ~0.3 s expected
 
 
 @needs_real_mnist

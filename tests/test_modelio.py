@@ -1,6 +1,7 @@
 """Model files: round trip, atomic save, and refusal of anything not ours."""
 
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -32,6 +33,26 @@ def test_the_file_never_needs_pickle(tmp_path, net):
     path = save_model(tmp_path / "model.npz", net)
     with np.load(path, allow_pickle=False) as archive:
         assert set(archive.files) == {"meta", "weights_0", "weights_1", "biases_0", "biases_1"}
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_a_saved_file_gets_the_mode_the_umask_gives_any_new_file(tmp_path, net, umask, mode):
+    old = os.umask(umask)
+    try:
+        path = save_model(tmp_path / "model.npz", net)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode
+
+
+def test_saving_never_changes_the_process_umask(tmp_path, net, monkeypatch):
+    # The umask is shared by every thread: setting it, even for a moment, races with
+    # threads that create files meanwhile.
+    def umask(mask):
+        raise AssertionError(f"save_model set the process umask to {mask:o}")
+
+    monkeypatch.setattr(os, "umask", umask)
+    save_model(tmp_path / "model.npz", net)
 
 
 def test_a_failed_save_leaves_the_previous_file_untouched(tmp_path, net, monkeypatch):

@@ -1,9 +1,12 @@
 """`fastnn predict` and the MNIST-style preprocessing of `fastnn.images`."""
 
+import io
 import json
 import os
+import struct
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -254,3 +257,126 @@ def test_npy_works_without_pillow_and_images_say_how_to_get_it(trained, tmp_path
                              text=True, timeout=300)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert 'pip install "fastnn[images]"' in missing.stderr.strip().splitlines()[-1]
+
+
+# --- images too large, or damaged: one line, exit 1, bounded memory -------------------------
+
+def png_header(width, height):
+    """The first bytes of a greyscale PNG of ``width`` x ``height``: enough for its size to be read."""
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+
+
+@pytest.mark.parametrize("width,height,size", [
+    # Pillow refuses to open it as a possible "decompression bomb"
+    (20000, 20000, "more than 179 megapixels (Pillow refuses it as a possible decompression bomb)"),
+    # Pillow warns, and would decode it
+    (12000, 8000, "more than 89 megapixels (Pillow refuses it as a possible decompression bomb)"),
+    (9000, 6000, "9000x6000 pixels (54 megapixels)"),  # Pillow would decode it without a word
+])
+def test_an_image_too_large_to_decode_is_refused_in_one_line(trained, tmp_path, capsys, width,
+                                                             height, size):
+    pytest.importorskip("PIL.Image")
+    _, model = trained
+    path = tmp_path / "huge.png"
+    path.write_bytes(png_header(width, height))
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", str(model), str(path)])
+    assert stop.value.code == 1
+    assert capsys.readouterr().err == (
+        f"fastnn: error: {path}: the image is {size}; fastnn predict reads images of up to 50 "
+        "megapixels: scale it down, or crop it to the digit\n")
+
+
+# Reports the peak memory (MiB) of a `fastnn` command on stderr's last line.
+PEAK = ("import resource, sys\nfrom fastnn.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
+        "except SystemExit as stop:\n    code = stop.code\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)\n"
+        "sys.exit(code)")
+
+
+def peak_memory(*args):
+    result = subprocess.run([sys.executable, "-c", PEAK, *map(str, args)], capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "FASTNN_BACKEND": "numpy"})
+    *lines, peak = result.stderr.strip().splitlines()
+    return result.returncode, result.stdout, lines, int(peak)
+
+
+def test_a_large_photo_is_read_in_bounded_memory_and_still_classified(trained, test_digits,
+                                                                      tmp_path):
+    pil = pytest.importorskip("PIL.Image")
+    _, model = trained
+    label, digit = test_digits[4]
+    photo = np.full((4000, 6000), 230, np.uint8)  # 24 megapixels of light paper
+    photo[600:3400, 1500:4300] -= (np.kron(digit, np.ones((100, 100), np.uint8)) * 0.8).astype(
+        np.uint8)
+    pil.fromarray(photo).save(tmp_path / "big.png", compress_level=1)
+    pil.fromarray(photo[600:3400:100, 1500:4300:100]).save(tmp_path / "small.png")  # baseline
+    code, _, _, baseline = peak_memory("predict", model, tmp_path / "small.png")
+    assert code == 0
+    code, out, err, peak = peak_memory("predict", model, tmp_path / "big.png", "--json")
+    assert code == 0, err
+    assert json.loads(out)["predictions"][0]["predicted"] == label
+    # Decoding takes 24 MB; working on it in float64 at full size would take several 100 MB.
+    assert peak - baseline < 100, (peak, baseline)
+
+
+def test_a_huge_npy_array_is_refused_without_reading_it(trained, tmp_path):
+    _, model = trained
+    path = tmp_path / "huge.npy"
+    with open(path, "wb") as file:
+        np.lib.format.write_array_header_1_0(
+            file, {"descr": "|u1", "fortran_order": False, "shape": (30000, 30000)})
+        file.truncate(file.tell() + 30000 * 30000)  # 900 MB of zeros that take no disk space
+    code, _, err, peak = peak_memory("predict", model, path)
+    assert code == 1
+    assert err[-1] == (f"fastnn: error: {path}: an array must be one image (28, 28) or (784,), "
+                       "or a stack (n, 28, 28) or (n, 784); got shape (30000, 30000)")
+    assert peak < 600, peak
+
+
+def damaged(kind):
+    """Image files that Pillow opens but cannot decode, each failing in its own way."""
+    pil = pytest.importorskip("PIL.Image")
+    pixels = (np.arange(40 * 30) % 256).astype(np.uint8).reshape(40, 30)
+    buffer = io.BytesIO()
+    pil.fromarray(pixels).save(buffer, "BMP" if kind == "palette.bmp" else "PNG")
+    data = bytearray(buffer.getvalue())
+    if kind == "short-ihdr.png":  # the header chunk claims 4 bytes, not 13: ValueError
+        data[8:12] = struct.pack(">I", 4)
+    elif kind == "short-idat.png":  # the image data claims 8 bytes: SyntaxError, at decoding
+        at = data.index(b"IDAT") - 4
+        data[at:at + 4] = struct.pack(">I", 8)
+    elif kind == "palette.bmp":  # 300 palette colours in an 8-bit image: ValueError
+        data[46:50] = struct.pack("<I", 300)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["short-ihdr.png", "short-idat.png", "palette.bmp"])
+def test_a_damaged_image_is_named_in_one_line(trained, tmp_path, capsys, kind):
+    _, model = trained
+    path = tmp_path / kind
+    path.write_bytes(damaged(kind))
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", str(model), str(path)])
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"fastnn: error: {path}: not a readable image (") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"])
+def test_every_truncation_of_an_image_is_read_or_named(test_digits, tmp_path, fmt):
+    pil = pytest.importorskip("PIL.Image")
+    buffer = io.BytesIO()
+    pil.fromarray(np.kron(255 - test_digits[3][1], np.ones((2, 2), np.uint8))).save(buffer, fmt)
+    whole = buffer.getvalue()
+    path = tmp_path / f"digit.{fmt.lower()}"
+    for end in range(0, len(whole), max(1, len(whole) // 150)):
+        path.write_bytes(whole[:end])
+        try:
+            images.read_inputs(path)
+        except ValueError as err:
+            assert str(err).startswith(f"{path}: "), str(err)

@@ -4,8 +4,7 @@ For each kernel, hypothesis draws shapes and values (zeros included, since the
 Numba backend treats zero inputs specially) and checks what must hold for any
 input: outputs stay finite and in range, the reference matches its formula,
 and the Numba twin agrees with the reference within ``tests/tolerances.py``.
-If the Numba backend cannot be imported, the agreement checks are skipped and
-the reference's own properties still run.
+Numba is a hard dependency: if its backend does not import, these tests fail.
 """
 
 import numpy as np
@@ -14,17 +13,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from kernels import numba_backend as comp
 from kernels import numpy_backend as ref
 from kernels.common import RELU, SIGMOID, SOFTMAX, allocate_workspace
 
 from .tolerances import epoch_tol, kernel_tol
-
-try:
-    from kernels import numba_backend as comp
-except ImportError as err:  # pragma: no cover - only while the backend is missing
-    comp, COMP_MISSING = None, f"kernels.numba_backend does not import: {err}"
-else:
-    COMP_MISSING = None
 
 PROPERTY = settings(max_examples=30, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -35,15 +28,7 @@ FINFO_MAX = {np.float32: float(np.finfo(np.float32).max), np.float64: float(np.f
 @pytest.fixture(scope="module", autouse=True)
 def compiled():
     """JIT-compile (or load) the Numba kernels before the first example is timed."""
-    if comp is not None:
-        comp.warmup()
-
-
-def twin():
-    """The Numba backend, or a clean skip when it is not there."""
-    if comp is None:
-        pytest.skip(COMP_MISSING)
-    return comp
+    comp.warmup()
 
 
 def values(dtype, shape, bound, zeros=True):
@@ -97,7 +82,7 @@ def test_affine_forward_is_x_w_plus_b_in_both_backends(case):
     assert np.isfinite(out).all()
     close_relative_to(out, exact, scale, dtype)
     fast = np.empty_like(out)
-    twin().affine_forward(x, w, b, fast)
+    comp.affine_forward(x, w, b, fast)
     close_relative_to(fast, out.astype(np.float64), scale, dtype)
 
 
@@ -112,7 +97,7 @@ def test_affine_backward_agrees(case, data):
     ref.affine_backward_params(x, delta, grad_w, grad_b)
     ref.affine_backward_input(delta, w, grad_x)
     comp_w, comp_b, comp_x = np.empty_like(grad_w), np.empty_like(grad_b), np.empty_like(grad_x)
-    twin().affine_backward_params(x, delta, comp_w, comp_b)
+    comp.affine_backward_params(x, delta, comp_w, comp_b)
     comp.affine_backward_input(delta, w, comp_x)
     close_relative_to(comp_w, grad_w.astype(np.float64), np.abs(x64).T @ np.abs(d64), dtype)
     close_relative_to(comp_b, grad_b.astype(np.float64), np.abs(d64).sum(0), dtype)
@@ -136,7 +121,7 @@ def test_activations_stay_finite_and_in_range_and_agree(case, name):
     if name == "softmax":
         np.testing.assert_allclose(out.sum(axis=1), 1, rtol=0, atol=20 * np.finfo(dtype).eps * z.shape[1])
     fast = np.empty_like(z)
-    getattr(twin(), name)(z, fast)
+    getattr(comp, name)(z, fast)
     assert np.isfinite(fast).all()
     np.testing.assert_allclose(fast, out, **kernel_tol(dtype))
 
@@ -150,7 +135,7 @@ def test_backward_steps_agree(case, name):
     first = forward if name == "sigmoid" else z
     ref_, comp_ = np.empty_like(z), np.empty_like(z)
     getattr(ref, f"{name}_backward")(first, grad, ref_)
-    getattr(twin(), f"{name}_backward")(first, grad, comp_)
+    getattr(comp, f"{name}_backward")(first, grad, comp_)
     assert np.isfinite(ref_).all() and np.isfinite(comp_).all()
     np.testing.assert_allclose(comp_, ref_, **kernel_tol(dtype))
 
@@ -163,7 +148,7 @@ def test_softmax_cross_entropy_is_finite_and_agrees(case):
     dtype, z, y = case
     loss = ref.softmax_cross_entropy(z, y)
     assert np.isfinite(loss) and loss >= 0
-    fast = twin().softmax_cross_entropy(z, y)
+    fast = comp.softmax_cross_entropy(z, y)
     assert np.isfinite(fast)
     # The Numba kernel computes the same ``(z - max) - log(total)`` per row, but
     # its fast-math ``reassoc`` flag lets LLVM evaluate it as ``z - (max + log(total))``,
@@ -181,7 +166,7 @@ def test_sigmoid_cross_entropy_is_finite_and_agrees(case):
     y = (z <= 0).astype(dtype)  # the wrong side: the saturated, large-loss case
     loss = ref.sigmoid_cross_entropy(z, y)
     assert np.isfinite(loss) and loss >= 0
-    fast = twin().sigmoid_cross_entropy(z, y)
+    fast = comp.sigmoid_cross_entropy(z, y)
     assert np.isfinite(fast)
     np.testing.assert_allclose(fast, loss, **kernel_tol(dtype))
 
@@ -195,7 +180,7 @@ def test_output_delta_and_count_correct_agree(case, scale):
         ref.softmax(z, probs)
     ref_, comp_ = np.empty_like(z), np.empty_like(z)
     ref.output_delta(probs, y, scale, ref_)
-    twin().output_delta(probs, y, scale, comp_)
+    comp.output_delta(probs, y, scale, comp_)
     assert np.isfinite(comp_).all() and (np.abs(ref_) <= scale * (1 + 1e-6)).all()
     np.testing.assert_allclose(comp_, ref_, **kernel_tol(dtype))
     assert comp.count_correct(probs, y) == ref.count_correct(probs, y)
@@ -209,7 +194,7 @@ def test_sgd_update_agrees(case, lr):
     dtype, param, grad = case
     ref_, comp_ = param.copy(), param.copy()
     ref.sgd_update(ref_, grad, lr)
-    twin().sgd_update(comp_, grad, lr)
+    comp.sgd_update(comp_, grad, lr)
     np.testing.assert_allclose(comp_, ref_, **kernel_tol(dtype))
 
 
@@ -248,7 +233,7 @@ def test_train_epoch_agrees_and_stays_finite(case):
     sizes, x, y, weights, biases, order, batch, lr, hidden, dtype = case
     output = SIGMOID if sizes[-1] == 1 else SOFTMAX
     results = {}
-    for name, backend in (("ref", ref), ("comp", twin())):
+    for name, backend in (("ref", ref), ("comp", comp)):
         w = tuple(a.copy() for a in weights)
         b = tuple(a.copy() for a in biases)
         ws = allocate_workspace(sizes, batch, dtype)
@@ -265,5 +250,39 @@ def test_train_epoch_agrees_and_stays_finite(case):
         assert np.isfinite(a).all() and np.isfinite(c).all()
         np.testing.assert_allclose(c, a, **epoch_tol(dtype))
     np.testing.assert_allclose(comp_loss, ref_loss, **epoch_tol(dtype))
-    # Ties in the arg-max may fall differently after rounding; allow one per batch.
-    assert abs(comp_correct - ref_correct) <= ref_steps
+    # Rounding may tip a prediction that is too close to call, and nothing else.
+    too_close = near_ties(weights, biases, x, y, order, batch, lr, hidden, output)
+    assert abs(comp_correct - ref_correct) <= too_close
+
+
+def near_ties(weights, biases, x, y, order, batch, lr, hidden, output) -> int:
+    """Rows whose prediction, as the reference makes it before each step, is a near tie.
+
+    The reference is replayed one step at a time. A prediction is a near tie when
+    the logits that decide it (the top two, or the one logit of a sigmoid output
+    against 0) are closer than the rounding differences between the backends can
+    be: 100 times the epoch tolerance times the sum of the magnitudes that make up those logits.
+    """
+    dtype = x.dtype
+    tie = 100 * epoch_tol(dtype)["rtol"]
+    weights, biases = tuple(a.copy() for a in weights), tuple(a.copy() for a in biases)
+    sizes = (x.shape[1], *(w.shape[1] for w in weights))
+    ws = allocate_workspace(sizes, batch, dtype)
+    count = 0
+    for start in range(0, order.shape[0], batch):
+        rows = order[start:start + batch]
+        zs = [np.empty((rows.shape[0], w.shape[1]), dtype) for w in weights]
+        acts = [np.empty_like(z) for z in zs]
+        ref.forward(weights, biases, x[rows], hidden, output, zs, acts)
+        last_input = acts[-2] if len(acts) > 1 else x[rows]
+        scale = np.abs(last_input.astype(np.float64)) @ np.abs(weights[-1]) + np.abs(biases[-1])
+        logits = zs[-1].astype(np.float64)
+        if logits.shape[1] == 1:
+            count += int(np.sum(np.abs(logits[:, 0]) <= tie * scale[:, 0]))
+        else:
+            top = np.argsort(logits, axis=1)[:, -2:]
+            pick = np.arange(len(rows))[:, None]
+            margin = logits[pick, top[:, 1:]] - logits[pick, top[:, :1]]
+            count += int(np.sum(margin <= tie * (scale[pick, top].sum(axis=1, keepdims=True))))
+        ref.train_epoch(weights, biases, x, y, rows, batch, lr, hidden, output, ws)
+    return count
