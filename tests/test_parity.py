@@ -458,17 +458,14 @@ def test_divergence_stops_at_the_same_step(power, task, batch_size, dtype, drive
     assert comp_run[0][2] == steps
     assert comp_run[0][1] == ref_run[0][1]
     np.testing.assert_allclose(comp_run[0][0], ref_run[0][0], **epoch_tol(dtype))
-    # Stopped before updating: the parameters are those after the good steps.
-    # (Compared with themselves, not with the reference's: after a step with
-    # such an lr, rounding differences are multiplied by the lr. An update
-    # with this lr would change them by orders of magnitude, far beyond the
-    # tolerance; exact equality is not asked because in float64 at ~1e307 a
-    # last-bit difference between two runs was seen once in a while.)
+    # Stopped before updating: the parameters are exactly those after the good
+    # steps. (Compared with themselves, not with the reference's: after a step
+    # with such an lr, rounding differences are multiplied by the lr.)
     x, y, order = args[:3]
     good_run = run_epoch(comp, weights, biases, x, y, order[:steps * batch_size], *args[3:])
     assert good_run[0][1:] == (comp_run[0][1], steps)
     for comp_, good in zip(comp_run[1] + comp_run[2], good_run[1] + good_run[2]):
-        np.testing.assert_allclose(comp_, good, equal_nan=True, **epoch_tol(dtype))
+        np.testing.assert_array_equal(comp_, good)
 
 
 # --- prepared inputs ---------------------------------------------------------------------
