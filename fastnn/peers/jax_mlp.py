@@ -144,10 +144,10 @@ class JaxMLP:
         self.y = jnp.asarray(labels, dtype=jnp.float32 if binary else jnp.int32)
         self._epoch = jax.jit(partial(_epoch, hidden=activation, binary=binary))
         self._whole = jax.jit(partial(_whole, hidden=activation, binary=binary))
-        self._compiled = {}
+        self._compiled = {}  # shapes -> (compiled program, seconds its compilation took)
         self.params = None
-        #: Seconds spent compiling by the last `plan` (0.0 when its program was compiled before).
-        self.compile_seconds = 0.0
+        #: Seconds it took to compile the program of the last `plan` (whenever that was).
+        self.compile_seconds = None
 
     def set_parameters(self, weights, biases) -> None:
         """Put fastnn-layout parameters on the device (copies)."""
@@ -164,7 +164,7 @@ class JaxMLP:
         Full batches become one (steps, batch) int32 index array and the
         remainder a (r,) one; one batch holding every row reads the inputs in
         place, as `TorchMLP.batches` does. Compiles the program for these
-        shapes unless an earlier plan did; `compile_seconds` says how long it took.
+        shapes unless an earlier plan did; `compile_seconds` says how long that took.
         """
         import time
 
@@ -179,11 +179,12 @@ class JaxMLP:
             tail = jnp.asarray(order[n_full:])
             function, data = self._epoch, (self.x, self.y, batches, tail, lr)
         key = (function is self._whole,) + tuple(a.shape for a in data)
-        started = time.perf_counter()
         if key not in self._compiled:
-            self._compiled[key] = function.lower(self.params, *data).compile()
-        self.compile_seconds = time.perf_counter() - started
-        return self._compiled[key], data
+            started = time.perf_counter()
+            program = function.lower(self.params, *data).compile()
+            self._compiled[key] = program, time.perf_counter() - started
+        program, self.compile_seconds = self._compiled[key]
+        return program, data
 
     def train_epoch(self, plan) -> None:
         """Run a `plan`'s epoch from the current parameters and wait for it to finish."""
