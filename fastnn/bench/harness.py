@@ -82,7 +82,7 @@ def warm_up(impls, threads, progress) -> dict:
         elif impl == "jax":
             pool = peers.start_jax(threads)
             warm[impl] = {"seconds": time.perf_counter() - started,
-                          "what": f"import jax, CPU client with {pool} thread(s)",
+                          "what": f"import jax, CPU client with {pool or '?'} thread(s)",
                           "threads": pool}
         else:
             info = kernels.get_backend(impl).warmup()
@@ -176,10 +176,14 @@ def run(data, settings: Settings, progress=None) -> dict:
              f"{settings.threads} thread(s)")
     gemm_first = gemm_peak(settings.gemm_size, settings.gemm_repeat, settings.threads)
     result["warmup"] = warm_up(impls, settings.threads, progress)
-    jax_pool = result["warmup"].get("jax", {}).get("threads")
-    if jax_pool is not None and jax_pool != settings.threads:
-        notes.append(f"jax: its CPU client was started earlier in this process with {jax_pool} "
-                     f"thread(s), not {settings.threads}; its times use {jax_pool}.")
+    if "jax" in result["warmup"]:
+        pool = result["warmup"]["jax"]["threads"]
+        if pool is None:
+            notes.append("jax: JAX was started in this process before the benchmark could size "
+                         "its CPU thread pool, so its thread count is unknown.")
+        elif pool != settings.threads:
+            notes.append(f"jax: its CPU client was started earlier in this process with {pool} "
+                         f"thread(s), not {settings.threads}; its times use {pool}.")
     prepared, result["prepare"] = prepare_inputs(impls, data.x, progress)
 
     records = []

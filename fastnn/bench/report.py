@@ -70,7 +70,7 @@ def _header_lines(result: dict) -> list:
                  f"{env['numba_threading_layer']})"
                  + (f", PyTorch {torch['version']} ({torch.get('cpu_capability', '?')})"
                     if torch else "")
-                 + (f", JAX {jax['version']} (jaxlib {jax['jaxlib']}, {jax['threads']} XLA "
+                 + (f", JAX {jax['version']} (jaxlib {jax['jaxlib']}, {jax['threads'] or '?'} XLA "
                     "CPU thread(s))" if jax else ""))
     lines.append(blas_summary(env))
     gemm = result["gemm"]

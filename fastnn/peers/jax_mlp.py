@@ -27,22 +27,30 @@ import numpy as np
 _started_threads = None
 
 
-def start_jax(threads: int) -> int:
+def _already_started() -> bool:
+    """True when something in this process created JAX's backends before `start_jax`."""
+    try:  # not public API: where it is missing, assume JAX has not started
+        from jax._src import xla_bridge
+        return bool(xla_bridge.backends_are_initialized())
+    except (ImportError, AttributeError):
+        return False
+
+
+def start_jax(threads: int):
     """Create JAX's CPU client with an intra-op pool of ``threads`` threads; returns the size.
 
     The pool is sized once per process: a later call returns the size the
-    first one chose (as does a call after JAX was started elsewhere: then the
-    size is unknown and the CPU count is returned).
+    first one chose, and a call after JAX was started elsewhere returns None
+    (the size is then unknown).
     """
     global _started_threads
     import jax
 
     if _started_threads is not None:
         return _started_threads
-    if not hasattr(os, "sched_setaffinity"):
+    if _already_started() or not hasattr(os, "sched_setaffinity"):
         jax.devices("cpu")
-        _started_threads = os.cpu_count() or 1
-        return _started_threads
+        return None
     allowed = sorted(os.sched_getaffinity(0))
     threads = max(1, min(int(threads), len(allowed)))
     os.sched_setaffinity(0, allowed[:threads])
