@@ -73,7 +73,7 @@ def tree_revision() -> str:
 
 
 def _environment(cache: Path) -> dict:
-    """This process's environment with ``cache`` as the Numba cache and this tree first on the path."""
+    """This environment with ``cache`` as the Numba cache and this tree first on the path."""
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     return dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=path)
 

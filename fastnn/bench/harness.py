@@ -156,7 +156,7 @@ def _check(settings: Settings) -> None:
 
 
 def run(data, settings: Settings, progress=None) -> dict:
-    """Run the benchmark on a `fastnn.bench.Data` and return its result (JSON-ready); see the README."""
+    """Run the benchmark on a `fastnn.bench.Data`; returns the result (JSON-ready, see README)."""
     progress = progress or (lambda message: None)
     _check(settings)
     available = int(data.x.shape[0])
@@ -189,7 +189,7 @@ def run(data, settings: Settings, progress=None) -> dict:
     records = []
     if settings.timing:
         for config in settings.configs:
-            # Full-data configurations reuse the run's prepared inputs; a digit subset prepares its own.
+            # All-digit configurations share the prepared inputs; a digit subset makes its own.
             records.extend(time_config(config, impls, data, settings, progress,
                                        prepared if config.digits is None else None))
     result["accuracy"] = (check_accuracy(impls, data, settings, progress, prepared=prepared)
