@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="epochs over the first N training rows (default: all; --quick: "
                              "6000)")
     timing.add_argument("--extrapolate-rows", type=_seed, default=None, metavar="N",
-                        help="at batch 1, time numpy and torch on N samples and scale to the "
+                        help="at batch 1, time numpy, torch and jax on N samples and scale to the "
                              "epoch, marked * (default: 6000, --quick: 600; 0: whole epochs)")
     timing.add_argument("--seed", type=_seed, default=0,
                         help="seeds the initial weights and the batch order (default: 0)")
