@@ -7,6 +7,9 @@ neither); everything else runs with fastnn's own backends.
 """
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -303,3 +306,18 @@ def test_quick_bench_with_jax(tmp_path, capsys):
     assert result["environment"]["jax"]["version"] and result["accuracy"]["agree"]
     out = capsys.readouterr().out
     assert "JAX" in out and "jax compile of each timed epoch program, not in the timings" in out
+
+
+def test_start_jax_sizes_the_pool_without_pinning_any_thread():
+    pytest.importorskip("jax")
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    # A fresh process: the pool is sized once, when JAX's CPU client is created.
+    code = ("import os\n"
+            "from fastnn import peers\n"
+            "before = os.sched_getaffinity(0)\n"
+            "assert peers.start_jax(1) == 1 and peers.start_jax(2) == 1\n"
+            "assert peers.jax_info()['threads'] == 1\n"
+            "tasks = os.listdir('/proc/self/task')\n"
+            "assert len(tasks) > 1 and all(os.sched_getaffinity(int(t)) == before for t in tasks)\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
