@@ -151,6 +151,9 @@ def _table_lines(result: dict) -> list:
         each = ", ".join(f"{r['config'] or '-'.join(map(str, r['layers']))} "
                          f"{r['compile_s']:.2f}s" for r in compiled)
         lines.append(f"jax compile of each timed epoch program, not in the timings: {each}")
+    if any((r["peak_fraction"] or 0) > 1 for r in records):
+        lines.append("some rows exceed 100% of the GEMM peak: other processes slowed the peak's "
+                     "matmuls more than those epochs; trust the ratios, not the % peak")
     if records:
         useful = records[0]["nonzero_input_fraction"]
         lines.append(f"useful work counts the first layer over the {useful:.1%} of input "
