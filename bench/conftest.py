@@ -2,9 +2,11 @@
 
 Run with ``python -m pytest bench --benchmark-only`` (plain ``pytest`` collects
 ``tests/`` only). MNIST is read from ``$FASTNN_DATA_DIR``, by default
-``../shared/mnist`` beside the repository. Both backends get every core
-Numba may use, or ``$FASTNN_BENCH_THREADS`` threads. At the end of a run the
-numpy/numba time ratio of every benchmark group is printed (min and median).
+``../shared/mnist`` beside the repository. Every implementation gets every
+core Numba may use, or ``$FASTNN_BENCH_THREADS`` threads; PyTorch and JAX are
+timed where importable and skipped otherwise. At the end of a run each
+group's numba time is divided by every other implementation's (min and
+median): below 1, numba is faster.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
-from fastnn import mnist
+from fastnn import bench, mnist, peers
 from fastnn.threads import limit_threads
 from kernels import get_backend
 
@@ -26,8 +28,9 @@ REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("FASTNN_DATA_DIR", REPO.parent / "shared" / "mnist"))
 THREADS = int(os.environ.get("FASTNN_BENCH_THREADS", numba.config.NUMBA_NUM_THREADS))
 BACKENDS = ["numpy", "numba"]
+IMPLS = list(bench.IMPLS)
 
-# (group, backend) -> (min seconds, median seconds), filled by `record`.
+# (group, implementation) -> (min seconds, median seconds), filled by `record`.
 _RESULTS: dict = {}
 
 
@@ -38,12 +41,32 @@ def mnist_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def train_set():
+def mnist_data():
+    """Full MNIST as a `fastnn.bench.Data` (float32 inputs in [0, 1], digit labels)."""
+    return bench.Data.from_mnist(mnist.load(source="mnist", data_dir=DATA_DIR, download=False))
+
+
+@pytest.fixture(scope="session")
+def train_set(mnist_data):
     """Full MNIST training set: x (60000, 784) float32 in [0, 1], one-hot y float32."""
-    data = mnist.load(source="mnist", data_dir=DATA_DIR, download=False)
-    x = data.train_images.astype(np.float32) / np.float32(255)
-    y = np.eye(10, dtype=np.float32)[data.train_labels]
-    return x, y
+    return mnist_data.x, np.eye(10, dtype=np.float32)[mnist_data.labels]
+
+
+@pytest.fixture(scope="session")
+def threads():
+    """The thread count every implementation gets."""
+    return THREADS
+
+
+@pytest.fixture(params=IMPLS)
+def impl(request):
+    """Each implementation's name; PyTorch and JAX are skipped where not importable."""
+    usable, notes = bench.available_impls([request.param])
+    if not usable:
+        pytest.skip(notes[0])
+    if request.param == "jax":
+        peers.start_jax(THREADS)
+    return request.param
 
 
 @pytest.fixture(scope="session")
@@ -103,30 +126,36 @@ def _threading_layer() -> str:
 @pytest.fixture
 def record(request):
     """Call ``record(benchmark)`` after timing: stores thread/BLAS info, adds to the table."""
+    params = request.node.callspec.params
+    name = params.get("impl") or params["backend"]
+
     def _record(benchmark):
-        benchmark.extra_info.update(thread_info(request.node.callspec.params["backend"]))
+        benchmark.extra_info.update(thread_info(name))
         meta = getattr(benchmark, "stats", None)
         if meta is None:  # --benchmark-disable
             return
-        _RESULTS[(meta.group, request.node.callspec.params["backend"])] = (
-            meta.stats.min, meta.stats.median)
+        _RESULTS[(meta.group, name)] = (meta.stats.min, meta.stats.median)
     return _record
 
 
 def pytest_terminal_summary(terminalreporter):
     groups = sorted({group for group, _ in _RESULTS})
-    rows = [(g, _RESULTS.get((g, "numpy")), _RESULTS.get((g, "numba"))) for g in groups]
-    rows = [(g, np_, nb_) for g, np_, nb_ in rows if np_ and nb_]
+    others = [impl for impl in IMPLS if impl != "numba"]
+    rows = [(g, _RESULTS.get((g, "numba")), [_RESULTS.get((g, o)) for o in others])
+            for g in groups]
+    rows = [row for row in rows if row[1] and any(row[2])]
     if not rows:
         return
     write = terminalreporter.write_line
-    terminalreporter.section("numpy / numba time ratio (higher: numba faster)")
+    terminalreporter.section("numba time / other time, from min and from median "
+                             "(below 1: numba is faster; 0.25 = a quarter of the time)")
     width = max(len(g) for g, _, _ in rows)
-    write(f"{'group':<{width}}  {'numpy min':>10} {'numba min':>10} {'ratio':>7}"
-          f"  {'numpy med':>10} {'numba med':>10} {'ratio':>7}")
-    for group, (np_min, np_med), (nb_min, nb_med) in rows:
-        write(f"{group:<{width}}  {_time(np_min):>10} {_time(nb_min):>10} {np_min / nb_min:>6.2f}x"
-              f"  {_time(np_med):>10} {_time(nb_med):>10} {np_med / nb_med:>6.2f}x")
+    write(f"{'group':<{width}}  {'numba min':>10} {'numba med':>10}"
+          + "".join(f"  {'/' + o + ' min':>10} {'/' + o + ' med':>10}" for o in others))
+    for group, (nb_min, nb_med), timings in rows:
+        cells = "".join(f"  {'-':>10} {'-':>10}" if t is None
+                        else f"  {nb_min / t[0]:>10.2f} {nb_med / t[1]:>10.2f}" for t in timings)
+        write(f"{group:<{width}}  {_time(nb_min):>10} {_time(nb_med):>10}{cells}")
 
 
 def _time(seconds: float) -> str:

@@ -306,14 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     ahead.set_defaults(handler=cmd_compile)
 
     timing = commands.add_parser(
-        "bench", help="time training epochs of numba, numpy and PyTorch side by side",
+        "bench", help="time training epochs of numba, numpy, PyTorch and JAX side by side",
         description="Time one training epoch of fastnn's numba and numpy backends and, when "
-                    "torch is importable, PyTorch on the CPU (the same network, float32, "
-                    "initial weights, batch order and thread count) for 784-128-64-10 at "
-                    "batch 1, 64, 256 and full batch and 784-10-10 at full batch; measure the "
-                    "dense float32 GEMM peak (np.matmul) and put each epoch as effective "
-                    "GFLOP/s and a fraction of it; check that all implementations reach the "
-                    "same test accuracy. Progress goes to stderr, the report to stdout.")
+                    "importable, PyTorch and JAX on the CPU (the same network, float32, "
+                    "initial weights, batch order and thread count) for the configurations "
+                    "C1-C7 (see README); measure the dense float32 GEMM peak (np.matmul) and "
+                    "put each epoch as GFLOP/s and a fraction of it, on dense and on useful "
+                    "work; check that all implementations reach the same test accuracy. "
+                    "Progress goes to stderr, the report to stdout.")
     timing.add_argument("--quick", action="store_true",
                         help="a short run: epochs over the first 6,000 training rows, one "
                              "round, a 1024^3 GEMM")
@@ -324,11 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "--quick: 1)")
     timing.add_argument("--impl", action="append", choices=bench.IMPLS, default=None,
                         help="time only this implementation (repeatable; default: all)")
+    timing.add_argument("--config", action="append", default=None, metavar="NAME",
+                        help="time only this configuration, one of "
+                             f"{', '.join(bench.CONFIGS)} (repeatable; default: all)")
     timing.add_argument("--rows", type=_positive_int, default=None, metavar="N",
                         help="epochs over the first N training rows (default: all; --quick: "
                              "6000)")
     timing.add_argument("--extrapolate-rows", type=_seed, default=None, metavar="N",
-                        help="at batch 1, time numpy and torch on N samples and scale to the "
+                        help="at batch 1, time numpy, torch and jax on N samples and scale to the "
                              "epoch, marked * (default: 6000, --quick: 600; 0: whole epochs)")
     timing.add_argument("--seed", type=_seed, default=0,
                         help="seeds the initial weights and the batch order (default: 0)")
@@ -810,6 +813,16 @@ def cmd_compile(args) -> int:
     return 0
 
 
+def _bench_configs(names):
+    """The `BenchConfig` s named by ``--config`` (None: the default set)."""
+    if not names:
+        return None
+    try:
+        return bench.select_configs(names)
+    except ValueError as error:
+        raise UsageError(f"--config: {error}") from None
+
+
 def cmd_bench(args) -> int:
     threads = args.threads or bench.default_threads()
     if threads > bench.default_threads():
@@ -817,7 +830,8 @@ def cmd_bench(args) -> int:
                          f"{bench.default_threads()} (NUMBA_NUM_THREADS)")
     options = {"threads": threads, "repeat": args.repeat, "rows": args.rows,
                "extrapolate_rows": args.extrapolate_rows, "seed": args.seed,
-               "impls": tuple(dict.fromkeys(args.impl)) if args.impl else None}
+               "impls": tuple(dict.fromkeys(args.impl)) if args.impl else None,
+               "configs": _bench_configs(args.config)}
     if args.quick:
         settings = bench.quick_settings(**options)
     else:

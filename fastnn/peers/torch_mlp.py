@@ -1,24 +1,14 @@
-"""Peer implementations that `fastnn.bench` compares fastnn against.
+"""The PyTorch peer: fastnn's network as ``nn.Linear`` layers trained by ``torch.optim.SGD``.
 
-Only PyTorch for now: the same network as fastnn's (``nn.Linear`` layers,
-ReLU or sigmoid between them, softmax cross-entropy on the logits) trained by
-``torch.optim.SGD`` on float32 CPU tensors. ``torch`` is imported here and
-only when a peer is built, so fastnn never needs it; a CPU build of PyTorch
-is enough.
+ReLU or sigmoid between the layers; softmax cross-entropy on the logits for
+two or more classes, or one sigmoid output with binary cross-entropy
+(``BCEWithLogitsLoss``) for a 784-...-1 network; float32 CPU tensors. A CPU
+build of PyTorch is enough.
 """
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
-
-TORCH_MISSING = "PyTorch is not installed (install PyTorch, CPU build, to include it)"
-
-
-def torch_available() -> bool:
-    """True when ``import torch`` would find a package (without importing it)."""
-    return importlib.util.find_spec("torch") is not None
 
 
 def torch_info() -> dict:
@@ -36,14 +26,15 @@ def torch_info() -> dict:
 
 
 class TorchMLP:
-    """fastnn's 10-class network in PyTorch, over inputs held as a CPU tensor.
+    """fastnn's network in PyTorch, over inputs held as a CPU tensor.
 
     Parameters
     ----------
-    sizes : layer sizes ``(n_in, hidden..., n_classes)``, ``n_classes >= 2``.
+    sizes : layer sizes ``(n_in, hidden..., n_out)``; ``n_out == 1`` is a
+        binary network (sigmoid output, binary cross-entropy).
     hidden : ``"relu"`` or ``"sigmoid"``.
     x : (N, n_in) float32 training inputs, shared with NumPy (not copied).
-    labels : (N,) class indices in ``0 .. n_classes-1``.
+    labels : (N,) output-class indices in ``0 .. n_out-1`` (0 or 1 when binary).
 
     Parameters are set from and read back as fastnn's layout (weights
     ``(k, m)`` for ``x @ w``); ``nn.Linear`` keeps the transpose ``(m, k)``.
@@ -55,8 +46,6 @@ class TorchMLP:
         import torch
         from torch import nn
 
-        if sizes[-1] < 2:
-            raise ValueError("the PyTorch peer covers softmax networks (2 or more classes)")
         if x.dtype != np.float32:
             raise ValueError(f"the PyTorch peer runs float32, got {x.dtype}")
         self._torch = torch
@@ -69,8 +58,13 @@ class TorchMLP:
         self.model = nn.Sequential(*layers)
         self.linears = [layer for layer in layers if isinstance(layer, nn.Linear)]
         self.x = torch.from_numpy(np.ascontiguousarray(x))
-        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-        self.loss = nn.CrossEntropyLoss()  # mean over the batch, like fastnn's 1/m scale
+        # Both losses take the mean over the batch, like fastnn's 1/m scale.
+        if sizes[-1] == 1:
+            self.labels = torch.from_numpy(np.asarray(labels, dtype=np.float32)[:, None])
+            self.loss = nn.BCEWithLogitsLoss()
+        else:
+            self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+            self.loss = nn.CrossEntropyLoss()
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)
 
     def set_parameters(self, weights, biases) -> None:

@@ -1,0 +1,50 @@
+"""``scripts/bench_cold_start.py``: it runs the CLI cold and warm and reports both.
+
+The real measurement compiles every Numba kernel per cold run (minutes); here
+the numpy backend stands in (``FASTNN_BACKEND=numpy``), so only the script's
+bookkeeping is checked, in seconds.
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench_cold_start.py"
+
+
+@pytest.fixture(scope="module")
+def cold_start():
+    spec = importlib.util.spec_from_file_location("bench_cold_start", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_it_covers_the_commands_of_the_issue(cold_start):
+    assert list(cold_start.COMMANDS) == ["train", "train-float64", "train-threads1",
+                                         "train-batch1", "train-full", "evaluate", "predict"]
+    assert "--dtype" in cold_start.COMMANDS["train-float64"]
+    assert ["--batch-size", "full"] == cold_start.COMMANDS["train-full"][4:6]
+
+
+def test_evaluate_and_predict_cold_and_warm(cold_start, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("FASTNN_BACKEND", "numpy")
+    path = tmp_path / "cold.json"
+    assert cold_start.main(["--runs", "1", "--only", "evaluate", "--only", "predict",
+                            "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "cold start of the fastnn CLI; CPU " in out
+    assert [line.split()[0] for line in out.splitlines()[-2:]] == ["evaluate", "predict"]
+    result = json.loads(path.read_text())
+    for record in result["results"]:
+        assert len(record["cold_s"]) == len(record["warm_s"]) == 1
+        assert min(record["cold_s"] + record["warm_s"]) > 0
+
+
+def test_runs_must_be_positive(cold_start, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cold_start.main(["--runs", "0"])
+    assert stop.value.code == 2
+    capsys.readouterr()
