@@ -137,6 +137,11 @@ def check_epoch_args(weights, biases, x, y, order, batch_size, ws: Workspace):
     if any(len(part) != len(weights) for part in (ws.z, ws.a, ws.delta, ws.grad_w, ws.grad_b)):
         raise ValueError(f"the workspace is for another number of layers than {len(weights)}: "
                          "allocate it with allocate_workspace")
+    if ws.x.ndim != 2 or ws.x.shape[0] < rows or ws.x.shape[1] != x.shape[1] or (
+            ws.x.dtype != x.dtype or not ws.x.flags.c_contiguous):
+        raise ValueError(f"workspace x has shape {ws.x.shape} ({ws.x.dtype}); this batch "
+                         f"needs ({rows}, {x.shape[1]}) {x.dtype}: allocate it with "
+                         "allocate_workspace")
     for i, w in enumerate(weights):
         m = w.shape[1]
         for name in ("z", "a", "delta"):

@@ -36,31 +36,32 @@ from .numba_phases import gradient_update_row, learn_block, rows_block, weights_
 
 @jit(parallel=True)
 def rows_threaded(n_blocks, rows, train, start, n_layers, weights, biases, x, indptr, indices,
-                  values, y, order, hidden, output, scale, zs, acts, deltas, skip_zeros,
+                  values, xb, y, order, hidden, output, scale, zs, acts, deltas, skip_zeros,
                   row_loss, row_hit, row_finite):
     """Phase 1 with tile rows 0..rows split into ``n_blocks`` blocks over threads."""
     for t in prange(n_blocks):
         t = np.int64(t)  # prange counts in uint64; one signature needs int64
         rows_block(rows * t // n_blocks, rows * (t + 1) // n_blocks, rows, train, start, n_layers,
-                   weights, biases, x, indptr, indices, values, y, order, hidden, output,
+                   weights, biases, x, indptr, indices, values, xb, y, order, hidden, output,
                    scale, zs, acts, deltas, skip_zeros, row_loss, row_hit, row_finite)
 
 
 @jit(parallel=True, internal=True)
-def learn_threaded(n_blocks, rows, start, update, n_layers, weights, biases, x, indptr,
-                   indices, values, order, acts, deltas, grad_w, grad_b, lr, bounds, col_start,
+def learn_threaded(n_blocks, rows, start, update, n_layers, weights, biases, indptr,
+                   indices, values, xb, order, acts, deltas, grad_w, grad_b, lr, bounds, col_start,
                    csc_rows, csc_values, touched, touched_list, n_touched, skip_zeros,
                    new_weights_finite):
     """Phases 2 and 3 with the weights split into ``n_blocks`` blocks over threads."""
     for t in prange(n_blocks):
-        learn_block(np.int64(t), n_blocks, rows, start, update, n_layers, weights, biases, x,
-                    indptr, indices, values, order, acts, deltas, grad_w, grad_b, lr, bounds,
+        learn_block(np.int64(t), n_blocks, rows, start, update, n_layers, weights, biases,
+                    indptr, indices, values, xb, order, acts, deltas, grad_w, grad_b, lr, bounds,
                     col_start, csc_rows, csc_values, touched, touched_list, n_touched,
                     skip_zeros, new_weights_finite)
 
 
 @jit
-def train_steps(n_blocks, n_layers, weights, biases, x, indptr, indices, values, y, order,
+def train_steps(n_blocks, sparse_first, n_layers, weights, biases, x, indptr, indices, values,
+                xb, y, order,
                 batch_size, lr, hidden, output, zs, acts, deltas, grad_w, grad_b,
                 bounds, row_loss, row_hit, row_finite, col_start, csc_rows, csc_values,
                 touched, touched_list, n_touched, new_weights_finite):
@@ -81,7 +82,7 @@ def train_steps(n_blocks, n_layers, weights, biases, x, indptr, indices, values,
     for i in range(n_layers):
         grad_w[i][:] = 0
         grad_b[i][:] = 0
-    skip_zeros = weights_finite(n_layers, weights)
+    skip_zeros = sparse_first and weights_finite(n_layers, weights)
     loss_sum = 0.0
     n_correct = 0
     n_steps = 0
@@ -94,7 +95,7 @@ def train_steps(n_blocks, n_layers, weights, biases, x, indptr, indices, values,
         for lo in range(0, m, tile):
             rows = min(m, lo + tile) - lo
             rows_threaded(n_blocks if m > 1 else one, rows, yes, start + lo, n_layers, weights,
-                          biases, x, indptr, indices, values, y, order, hidden, output, scale,
+                          biases, x, indptr, indices, values, xb, y, order, hidden, output, scale,
                           zs, acts, deltas, skip_zeros, row_loss, row_hit, row_finite)
             deltas_finite = yes
             for s in range(rows):
@@ -107,14 +108,14 @@ def train_steps(n_blocks, n_layers, weights, biases, x, indptr, indices, values,
                 row = order[start]
                 now_finite = gradient_update_row(
                     n_layers, weights, biases, acts, deltas, step, x[row], indices, values,
-                    indptr[row], indptr[row + 1], deltas_finite)
+                    indptr[row], indptr[row + 1], sparse_first and deltas_finite)
                 skip_zeros = skip_zeros and now_finite
                 continue
             last_tile = lo + rows == m
-            learn_threaded(n_blocks, rows, start + lo, last_tile, n_layers, weights, biases, x,
-                           indptr, indices, values, order, acts, deltas, grad_w, grad_b, step,
-                           bounds, col_start, csc_rows, csc_values, touched, touched_list,
-                           n_touched, deltas_finite, new_weights_finite)
+            learn_threaded(n_blocks, rows, start + lo, last_tile, n_layers, weights, biases,
+                           indptr, indices, values, xb, order, acts, deltas, grad_w, grad_b,
+                           step, bounds, col_start, csc_rows, csc_values, touched, touched_list,
+                           n_touched, sparse_first and deltas_finite, new_weights_finite)
             if last_tile:
                 for t in range(n_blocks):
                     skip_zeros = skip_zeros and new_weights_finite[t] == 1

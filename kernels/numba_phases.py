@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from ._jit import jit
 from .common import SIGMOID, SOFTMAX
-from .numba_affine import (add_bias, add_matmul_at, all_finite, dense_affine_row, matmul,
+from .numba_affine import (add_bias, add_matmul_at, all_finite, matmul,
                            matmul_wt, sparse_affine_row, uses_blas)
 from .numba_elementwise import (activate_row, correct_row, output_delta_row,
                                 relu_backward_row, sigmoid_backward_row,
@@ -47,22 +47,28 @@ def weights_finite(n_layers, weights):
 
 
 @jit(internal=True)
-def forward_block(lo, hi, tile_rows, start, n_layers, weights, biases, x, indptr, indices, values, order,
-                  hidden, output, zs, acts, skip_zeros):
+def forward_block(lo, hi, tile_rows, start, n_layers, weights, biases, x, indptr, indices,
+                  values, xb, order, hidden, output, zs, acts, skip_zeros):
     """Forward pass of tile rows lo..hi: fills ``zs[i][lo:hi]`` and ``acts[i][lo:hi]``.
 
-    The first layer reads each row's nonzero inputs while ``skip_zeros``
-    (finite weights), else the dense row; the other layers multiply the
-    block at once (`matmul`). The last ``acts`` holds the probabilities.
+    With ``skip_zeros`` the first layer reads each row's nonzero inputs.
+    Without (a narrow first layer, or a non-finite weight), it gathers the
+    dense rows into ``xb[lo:hi]`` (phase 2 reads them there) and multiplies
+    the block at once, as the other layers do (`matmul`). The last ``acts``
+    holds the probabilities.
     """
     last = n_layers - 1
-    for r in range(lo, hi):
-        row = order[start + r]
-        if skip_zeros:
+    if skip_zeros:
+        for r in range(lo, hi):
+            row = order[start + r]
             sparse_affine_row(indices, values, indptr[row], indptr[row + 1],
                               weights[0], biases[0], zs[0][r])
-        else:
-            dense_affine_row(x[row], weights[0], biases[0], zs[0][r])
+    else:
+        for r in range(lo, hi):
+            xb[r, :] = x[order[start + r]]
+        matmul(xb, weights[0], zs[0], lo, hi, uses_blas(tile_rows, weights[0]))
+        add_bias(zs[0], biases[0], lo, hi)
+    for r in range(lo, hi):
         activate_row(output if last == 0 else hidden, zs[0][r], acts[0][r])
     for i in range(1, n_layers):
         matmul(acts[i - 1], weights[i], zs[i], lo, hi, uses_blas(tile_rows, weights[i]))
@@ -112,12 +118,12 @@ def backward_block(lo, hi, tile_rows, n_layers, weights, hidden, zs, acts, delta
 
 
 @jit(internal=True)
-def rows_block(lo, hi, tile_rows, train, start, n_layers, weights, biases, x, indptr, indices, values,
-               y, order, hidden, output, scale, zs, acts, deltas, skip_zeros,
+def rows_block(lo, hi, tile_rows, train, start, n_layers, weights, biases, x, indptr, indices,
+               values, xb, y, order, hidden, output, scale, zs, acts, deltas, skip_zeros,
                row_loss, row_hit, row_finite):
-    """Phase 1 for rows lo..hi of a tile of ``tile_rows``: forward, and with ``train`` loss and deltas."""
-    forward_block(lo, hi, tile_rows, start, n_layers, weights, biases, x, indptr, indices, values, order,
-                  hidden, output, zs, acts, skip_zeros)
+    """Phase 1 for rows lo..hi of a tile: forward, and with ``train`` loss and deltas."""
+    forward_block(lo, hi, tile_rows, start, n_layers, weights, biases, x, indptr, indices,
+                  values, xb, order, hidden, output, zs, acts, skip_zeros)
     if train:
         loss_block(lo, hi, start, n_layers, y, order, output, scale, zs, acts, deltas,
                    row_loss, row_hit)
@@ -201,7 +207,7 @@ def first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0,
 
 
 @jit(internal=True)
-def gradient_block(t, n_blocks, rows, start, n_layers, x, indptr, indices, values, order,
+def gradient_block(t, n_blocks, rows, start, n_layers, indptr, indices, values, xb, order,
                    acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
                    touched, touched_list, n_touched, skip_zeros):
     """Phase 2, block t: add tile rows 0..rows to block t of every gradient.
@@ -209,10 +215,11 @@ def gradient_block(t, n_blocks, rows, start, n_layers, x, indptr, indices, value
     The first layer adds ``value * delta`` over each row's nonzero inputs in
     block t (`first_layer_gradient`), and lists the grad_w rows it touched
     in ``touched_list[bounds[t]:bounds[t] + n_touched[t]]`` so the update
-    visits only those. While a first-layer delta is inf or NaN
-    (``skip_zeros`` False) every input counts, read from the dense x. The
-    other layers' blocks are products (`add_matmul_at`); the biases' columns
-    are split the same way.
+    visits only those. Without ``skip_zeros`` (a narrow first layer, or an
+    inf or NaN first-layer delta) every input counts: the product is taken
+    over the dense rows phase 1 gathered into ``xb``. The other layers'
+    blocks are products (`add_matmul_at`); the biases' columns are split the
+    same way.
     """
     g0 = grad_w[0]
     d0 = deltas[0]
@@ -228,13 +235,8 @@ def gradient_block(t, n_blocks, rows, start, n_layers, x, indptr, indices, value
                 touched[j] = 1
                 touched_list[base + count] = j
                 count += 1
-        for r in range(rows):
-            x_row = x[order[start + r]]
-            for j in range(bounds[t], bounds[t + 1]):
-                v = x_row[j]
-                for c in range(m0):
-                    g0[j, c] += v * d0[r, c]
         n_touched[t] = count
+        add_matmul_at(xb, d0, 0, rows, g0, bounds[t], bounds[t + 1], uses_blas(rows, g0))
     for i in range(1, n_layers):
         k = grad_w[i].shape[0]
         add_matmul_at(acts[i - 1], deltas[i], 0, rows, grad_w[i],
@@ -293,15 +295,15 @@ def update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
 
 
 @jit(internal=True)
-def learn_block(t, n_blocks, rows, start, update, n_layers, weights, biases, x, indptr,
-                indices, values, order, acts, deltas, grad_w, grad_b, lr, bounds, col_start,
+def learn_block(t, n_blocks, rows, start, update, n_layers, weights, biases, indptr,
+                indices, values, xb, order, acts, deltas, grad_w, grad_b, lr, bounds, col_start,
                 csc_rows, csc_values, touched, touched_list, n_touched, skip_zeros,
                 new_weights_finite):
     """Phases 2 and 3 for block t (3 only with ``update``, after a step's last tile).
 
     Both touch only block t's weights, so one thread runs them back to back.
     """
-    gradient_block(t, n_blocks, rows, start, n_layers, x, indptr, indices, values, order,
+    gradient_block(t, n_blocks, rows, start, n_layers, indptr, indices, values, xb, order,
                    acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
                    touched, touched_list, n_touched, skip_zeros)
     if update:

@@ -102,15 +102,17 @@ def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden
     scale = np.float32(1 / batch)
     lr = np.float32(0.05)
 
+    sparse = nb._sparse_first(weights)
+
     def rows(train, start, count):
         rows_threaded(n_blocks, count, train, start, n_layers, w, b, x, indptr, indices, values,
-                      y, order, hidden, SOFTMAX, scale, zs, acts, deltas, True,
+                      ws.x, y, order, hidden, SOFTMAX, scale, zs, acts, deltas, sparse,
                       row_loss, row_hit, row_finite)
 
     def learn(start, count, update):
-        _learn(n_blocks, count, start, update, n_layers, w, b, x, indptr, indices,
-                       values, order, acts, deltas, grad_w, grad_b, lr, bounds, col_start,
-                       csc_rows, csc_values, touched, touched_list, n_touched, True, finite)
+        _learn(n_blocks, count, start, update, n_layers, w, b, indptr, indices, values, ws.x,
+               order, acts, deltas, grad_w, grad_b, lr, bounds, col_start, csc_rows,
+               csc_values, touched, touched_list, n_touched, sparse, finite)
 
     def timed(call, *arguments):
         started = time.perf_counter()

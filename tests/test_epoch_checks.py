@@ -31,7 +31,7 @@ BAD_CALLS = {
     "order of floats": (dict(order=np.array([0.0, 1.0])), "order must be a 1-D array of row"),
     "y with too few rows": ("short_y", "one target row per input row"),
     "y of another dtype": ("float32_y", "float64 array"),
-    "workspace for a smaller batch": ("small_ws", "workspace z\\[0\\] has shape \\(2, 4\\)"),
+    "workspace for a smaller batch": ("small_ws", "workspace x has shape \\(2, 6\\)"),
     "workspace for another network": ("other_ws", "workspace"),
     "zero batch size": (dict(batch_size=0), "batch_size must be at least 1"),
     "weights that do not chain": ("bad_chain", "do not chain"),

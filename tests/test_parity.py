@@ -263,7 +263,7 @@ def copies(arrays):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sizes", [(33, 10), (33, 17, 5, 10), (20, 9, 7, 5, 1)])
 @pytest.mark.parametrize("hidden", [SIGMOID, RELU])
-def test_forward(sizes, hidden, dtype):
+def test_forward(sizes, hidden, dtype, first_layer):
     rng = rng_for("forward", sizes, hidden, dtype)
     weights, biases = network(rng, sizes, dtype)
     x = sparse_inputs(rng, 40, sizes[0], dtype)
@@ -278,7 +278,7 @@ def test_forward(sizes, hidden, dtype):
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("hidden", [SIGMOID, RELU])
-def test_forward_over_threads(hidden, dtype):
+def test_forward_over_threads(hidden, dtype, first_layer):
     """From PARALLEL_MIN_BATCH rows on, the forward pass is split over threads."""
     n = 3 * comp.PARALLEL_MIN_BATCH + 5
     assert comp._blocks_for(n) >= 2
@@ -354,8 +354,20 @@ TASKS = {
 MODES = {"batch-1": (12, 1), "mini-batch-ragged": (43, 16), "full-batch": (43, 43)}
 
 
+@pytest.fixture(params=["sparse-first-layer", "dense-first-layer"])
+def first_layer(request, monkeypatch):
+    """The first layer over nonzero inputs only, or over dense rows through BLAS.
+
+    The engine picks by the first layer's width (SPARSE_MIN_WIDTH); the small
+    networks here take either path.
+    """
+    wide_enough = 1 if request.param == "sparse-first-layer" else 2**62
+    monkeypatch.setattr(comp, "SPARSE_MIN_WIDTH", wide_enough)
+    return request.param
+
+
 @pytest.fixture(params=["one-thread", "threaded"])
-def driver(request, monkeypatch):
+def driver(request, monkeypatch, first_layer):
     """Run train_epoch through its one-thread loop, or its threaded loop at any batch size.
 
     The threaded loop splits each batch over Numba's threads; it is normally

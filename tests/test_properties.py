@@ -191,11 +191,20 @@ def test_output_delta_and_count_correct_agree(case, scale):
                                           values(d, (7, 5), 1e3))),
        st.floats(1e-4, 10.0))
 def test_sgd_update_agrees(case, lr):
+    """Within a few roundings of the operands.
+
+    ``param - lr * grad`` may cancel (882 - 884.8 = -2.8): the compiled kernel
+    fuses the multiply and subtract into one FMA (one rounding fewer), so the
+    two differ by up to a rounding of ``lr * grad``, which is large relative
+    to a small result but not to the operands.
+    """
     dtype, param, grad = case
     ref_, comp_ = param.copy(), param.copy()
     ref.sgd_update(ref_, grad, lr)
     comp.sgd_update(comp_, grad, lr)
-    np.testing.assert_allclose(comp_, ref_, **kernel_tol(dtype))
+    scale = np.abs(param).astype(np.float64) + abs(lr) * np.abs(grad).astype(np.float64)
+    bound = 4 * np.finfo(dtype).eps * scale + np.finfo(dtype).tiny
+    assert (np.abs(comp_.astype(np.float64) - ref_) <= bound).all()
 
 
 # --- a whole training call -------------------------------------------------------------------
