@@ -152,3 +152,14 @@ def compile_stats():
     compiled = sum(sum(d.stats.cache_misses.values()) for d in DISPATCHERS)
     loaded = sum(sum(d.stats.cache_hits.values()) for d in DISPATCHERS)
     return compiled, loaded
+
+
+def is_cached(dispatcher) -> bool:
+    """Whether the disk cache holds an index of compiled code for ``dispatcher``.
+
+    A quick look for the index file, without loading anything; the code in it
+    may still turn out stale (for another CPU, say), and is then compiled anew.
+    """
+    locator = dispatcher._cache._impl.locator
+    name = f"{Path(dispatcher.py_func.__code__.co_filename).stem}.{dispatcher.py_func.__qualname__}"
+    return any(Path(locator.get_cache_path()).glob(f"{name}-*.nbi"))

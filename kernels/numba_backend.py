@@ -24,20 +24,24 @@ float environment is the process's (see ``_jit.py``).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import numba
 import numpy as np
 
-from ._jit import compile_stats, jit
+from ._jit import compile_stats, is_cached, jit
 from .common import (RELU, SIGMOID, SOFTMAX, PreparedInputs, WarmupInfo, Workspace,
                      allocate_workspace, check_epoch_args)
 from .numba_affine import affine_backward_input, affine_backward_params, affine_forward
 from .numba_elementwise import (count_correct, output_delta, relu, relu_backward, sgd_update,
                                 sigmoid, sigmoid_backward, sigmoid_cross_entropy, softmax,
                                 softmax_cross_entropy)
-from .numba_engine import rows_threaded, train_steps
+from .numba_engine import learn_threaded, rows_threaded, train_steps
 from .numba_inputs import check_prepared, prepare_inputs
 from .numba_phases import backward_block, gradient_block
 
@@ -312,19 +316,77 @@ def warmup(dtype=np.float32, batch_size=64) -> WarmupInfo:
 
     That is `prepare_inputs`, the epoch loop (one compiled loop serves every
     batch size and thread count) and the forward pass that validation and
-    prediction use. ``batch_size`` is accepted for the NumPy twin's sake. The first process compiles; later ones load the machine
-    code from the cache. Calling it again in the same process is free.
+    prediction use. ``batch_size`` is accepted for the NumPy twin's sake.
+    The first process compiles, with a second process compiling the forward
+    pass at the same time when the machine has two cores or more; later
+    processes load the machine code from the cache. Calling it again in the
+    same process is free.
     """
     dtype = np.dtype(dtype)
     key = dtype.name
     compiled_before, loaded_before = compile_stats()
     t0 = time.perf_counter()
     if key not in _ready:
+        helper = None
+        if not is_cached(train_steps) and _usable_cpus() > 1:
+            # The forward pass is half the work and needs nothing of the rest:
+            # another process compiles it into the disk cache meanwhile.
+            helper = _compile_forward_elsewhere(dtype)
+        _compile_learn_phase(dtype)
+        if helper is not None:
+            helper.wait()
         _run_tiny_epoch(dtype, PARALLEL_MIN_BATCH)
         _ready.add(key)
     seconds = time.perf_counter() - t0
     compiled_after, loaded_after = compile_stats()
     return WarmupInfo(seconds, compiled_after - compiled_before, loaded_after - loaded_before)
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _compile_forward_elsewhere(dtype):
+    """Start a process that compiles (or loads) the forward pass of ``dtype``; or None.
+
+    It writes to the same disk cache, from which this process then loads it.
+    """
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [package_parent] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    code = ("import numpy as np; from kernels import numba_backend as nb; "
+            f"nb._run_tiny_forward(np.dtype('{dtype.name}'))")
+    try:
+        return subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return None  # then this process compiles it, as it would anyway
+
+
+def _compile_learn_phase(dtype):
+    """Compile phases 2 and 3 (`learn_threaded`) for ``dtype`` as `train_steps` calls them."""
+    f, i8, u8, i4 = dtype.type, np.int64, np.uint8, np.int32
+    mat, vec = np.zeros((1, 1), dtype), np.zeros(1, dtype)
+    mats = (mat,) * LAYER_SLOTS
+    arguments = (1, 1, 1, True, 1, mats, (vec,) * LAYER_SLOTS, np.zeros(2, i8), np.zeros(1, i4),
+                 vec, mat, np.zeros(1, i8), mats, mats, mats, (vec,) * LAYER_SLOTS, f(0),
+                 np.zeros(2, i8), np.zeros(2, i8), np.zeros(1, i4), vec, np.zeros(1, u8),
+                 np.zeros(1, i8), np.zeros(1, i8), True, np.zeros(1, u8))
+    learn_threaded.compile(tuple(numba.typeof(a) for a in arguments))
+
+
+def _run_tiny_forward(dtype):
+    """One forward pass on a tiny network: compiles (or loads) `rows_threaded` for ``dtype``."""
+    rng = np.random.default_rng(0)
+    sizes = (5, 3, 2)
+    weights = tuple(rng.standard_normal((k, m)).astype(dtype) for k, m in zip(sizes, sizes[1:]))
+    x = rng.random((4, sizes[0])).astype(dtype)
+    zs = [np.zeros((4, m), dtype) for m in sizes[1:]]
+    forward(weights, tuple(np.zeros(m, dtype) for m in sizes[1:]), x, RELU, SOFTMAX, zs,
+            [z.copy() for z in zs])
 
 
 def compile_all() -> WarmupInfo:
