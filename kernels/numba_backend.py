@@ -332,9 +332,14 @@ def warmup(dtype=np.float32, batch_size=64) -> WarmupInfo:
             # The forward pass is half the work and needs nothing of the rest:
             # another process compiles it into the disk cache meanwhile.
             helper = _compile_forward_elsewhere(dtype)
-        _compile_learn_phase(dtype)
-        if helper is not None:
-            helper.wait()
+        try:
+            _compile_learn_phase(dtype)
+            if helper is not None:
+                helper.wait()
+        finally:
+            if helper is not None and helper.poll() is None:  # interrupted: stop it too
+                helper.kill()
+                helper.wait()
         _run_tiny_epoch(dtype, PARALLEL_MIN_BATCH)
         _ready.add(key)
     seconds = time.perf_counter() - t0
