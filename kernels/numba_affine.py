@@ -187,19 +187,6 @@ def sparse_affine_row(indices, values, p0, p1, w, b, out_row):
 
 
 @jit(internal=True)
-def dense_affine_row(x_row, w, b, out_row):
-    """``out_row = x_row @ w + b`` over every input, zero or not (see `all_finite`)."""
-    k, m = w.shape
-    out_row[:] = 0
-    for j in range(k):
-        v = x_row[j]
-        for c in range(m):
-            out_row[c] += v * w[j, c]
-    for c in range(m):
-        out_row[c] += b[c]
-
-
-@jit(internal=True)
 def all_finite(a):
     """True when no element of a is inf or NaN (``x * 0`` is 0 only for finite x).
 

@@ -292,9 +292,14 @@ def test_an_image_too_large_to_decode_is_refused_in_one_line(trained, tmp_path, 
 
 
 # Reports the peak memory (MiB) of a `fastnn` command on stderr's last line.
-PEAK = ("import resource, sys\nfrom fastnn.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
+# The peak is this process's own: VmHWM of /proc/self/status, not ru_maxrss, which
+# Linux carries over from the parent (here pytest, hundreds of MB) across fork and exec.
+PEAK = ("import re, resource, sys\nfrom fastnn.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
         "except SystemExit as stop:\n    code = stop.code\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)\n"
+        "try:\n    status = open('/proc/self/status').read()\n"
+        "    peak = int(re.search(r'VmHWM:\\s+(\\d+)', status).group(1)) // 1024\n"
+        "except OSError:\n    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
+        "print(peak, file=sys.stderr)\n"
         "sys.exit(code)")
 
 
