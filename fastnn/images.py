@@ -290,7 +290,7 @@ def top_classes(probabilities: np.ndarray, classes, k: int = 3) -> list:
 
 
 def classify_files(net, paths, *, top: int = 3, preprocess: bool = True,
-                   backend: str = "numpy") -> list:
+                   backend: str | None = None) -> list:
     """Predict every image in ``paths`` with ``net``: one dict per image.
 
     Each dict holds ``file``, ``index`` (the position in a .npy stack, None

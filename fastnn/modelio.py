@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .network import Network
-from .train import History
+from .history import History
 
 FORMAT = "fastnn-model"
 VERSION = 1

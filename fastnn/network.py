@@ -136,8 +136,12 @@ class Network:
 
     # --- prediction ------------------------------------------------------------------
 
-    def output_proba(self, x, backend="numpy") -> np.ndarray:
-        """Raw network outputs (n, n_out) for already checked inputs."""
+    def output_proba(self, x, backend=None) -> np.ndarray:
+        """Raw network outputs (n, n_out) for already checked inputs.
+
+        ``backend`` names the kernels (default: `kernels.default_backend`), as
+        in every method here that takes it.
+        """
         kern = kernels.get_backend(backend)
         hidden = HIDDEN_ACTIVATIONS[self.hidden]
         output = OUTPUT_ACTIVATIONS[self.output]
@@ -150,25 +154,25 @@ class Network:
             result[start:start + rows.shape[0]] = acts[-1]
         return result
 
-    def predict_proba(self, x, backend="numpy") -> np.ndarray:
+    def predict_proba(self, x, backend=None) -> np.ndarray:
         """Class probabilities (n, n_classes), columns in the order of ``classes``."""
         probs = self.output_proba(self.check_inputs(x), backend)
         if self.sizes[-1] == 1:
             return np.hstack([1 - probs, probs])
         return probs
 
-    def predicted_indices(self, x, backend="numpy") -> np.ndarray:
+    def predicted_indices(self, x, backend=None) -> np.ndarray:
         """Output-class indices (n,) for inputs already passed through `check_inputs`."""
         probs = self.output_proba(x, backend)
         if self.sizes[-1] == 1:
             return (probs[:, 0] > 0.5).astype(np.int64)  # as argmax of [1 - p, p]
         return probs.argmax(axis=1)
 
-    def predict(self, x, backend="numpy") -> np.ndarray:
+    def predict(self, x, backend=None) -> np.ndarray:
         """Predicted class labels (n,) for inputs x (n, n_in)."""
         return np.asarray(self.classes)[self.predicted_indices(self.check_inputs(x), backend)]
 
-    def score(self, x, labels, backend="numpy") -> float:
+    def score(self, x, labels, backend=None) -> float:
         """Accuracy (a fraction in [0, 1]) of ``predict(x)`` against ``labels``."""
         x = self.check_inputs(x)
         truth = self.class_indices(labels, x.shape[0])

@@ -26,7 +26,8 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from .train import _ROWS_PER_CALL, EpochRecord, History, resolve_batch_size
+from .history import EpochRecord, History
+from .train import ROWS_PER_CALL, resolve_batch_size
 
 MODES = ("bars", "run", "lines", "off")
 #: Most epoch lines the "lines" mode prints for a long run (plus the last one).
@@ -56,7 +57,7 @@ def choose_mode(n_rows: int, batch_size: int | str, *, interactive: bool,
     if not interactive:
         return "lines"
     batch = resolve_batch_size(batch_size, n_rows)
-    rows_per_call = max(1, _ROWS_PER_CALL // batch) * batch
+    rows_per_call = max(1, ROWS_PER_CALL // batch) * batch
     return "bars" if n_rows > rows_per_call else "run"
 
 
