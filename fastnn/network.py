@@ -1,7 +1,8 @@
 """A fully-connected network: its shape, parameters and predictions.
 
-Training lives in `fastnn.train` and file I/O in `fastnn.modelio`; the
-methods `fit`, `save` and `load` here are thin doors to them.
+Training lives in `fastnn.train` and the file format in `fastnn.modelfile`;
+the methods `fit`, `save` and `load` here are thin doors to them (neither
+module imports this one, so there is no import cycle).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import numpy as np
 
 import kernels
 from kernels.common import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+
+from . import modelfile, train
 
 DTYPES = ("float32", "float64")
 INITS = ("auto", "he", "lecun")
@@ -182,19 +185,16 @@ class Network:
 
     def fit(self, x, labels, **options):
         """Train in place; see `fastnn.train.fit` for the options. Returns the history."""
-        from .train import fit
-        return fit(self, x, labels, **options)
+        return train.fit(self, x, labels, **options)
 
     def save(self, path, **extra) -> None:
         """Write the model to ``path`` (an .npz file, no pickle); see `fastnn.modelio`."""
-        from .modelio import save_model
-        save_model(path, self, **extra)
+        modelfile.save_model(path, self, **extra)
 
     @classmethod
     def load(cls, path) -> "Network":
         """Read a model written by `save`."""
-        from .modelio import load_model
-        return load_model(path)
+        return modelfile.read_model_file(path, cls)[0]
 
     def parameters_finite(self) -> bool:
         return all(np.isfinite(p).all() for p in (*self.weights, *self.biases))
