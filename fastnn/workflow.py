@@ -106,7 +106,7 @@ def run(config: RunConfig, events: RunEvents | None = None) -> RunResult:
     resume = _restore(config, net, events) if config.resume else None
     done_before = len(resume.epochs) if resume else 0
     record = config.record()
-    events.note(f"training {'-'.join(map(str, config.layers))} ({config.hidden}, {net.output}) "
+    events.note(f"training {'-'.join(map(str, config.sizes))} ({config.hidden}, {net.output}) "
                 f"on {task.name}: {len(task.x_train):,} train / {len(task.x_val):,} val / "
                 f"{len(task.x_test):,} test images from "
                 f"{'full MNIST' if task.source == 'mnist' else 'the bundled sample'}; "
