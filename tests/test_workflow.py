@@ -1,6 +1,8 @@
 """fastnn.run: the whole ``fastnn train`` workflow as one library call, with event hooks."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,3 +91,12 @@ def test_a_checkpoint_written_by_a_run_is_one_fastnn_train_resumes(tmp_path, cap
     assert main(["train", "--resume", str(tmp_path / "m.npz"), "--epochs", "3", "-q"]) == 0
     assert "after 3 epochs (1 in this run)" in capsys.readouterr().out
     assert len(read_checkpoint(tmp_path / "m.npz")[2].epochs) == 3
+
+
+def test_the_readme_example_of_a_whole_run_runs(tmp_path, monkeypatch):
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = text.split("### A whole run, as `fastnn train` does it", 1)[1]
+    code = re.search(r"^```python\n(.*?)^```", section, re.S | re.M).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "<example>", "exec"), {"__name__": "__example__"})
+    assert (tmp_path / "minibatch.npz").is_file() and (tmp_path / "minibatch.json").is_file()
