@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._extras import require
+from .extras import require
 
 SIZE = 28  #: side of an MNIST image
 BOX = 20  #: side of the box the digit is scaled to fit

@@ -76,10 +76,14 @@ def test_no_module_is_longer_than_about_400_lines():
     assert {name: n for name, n in long.items() if n > MOST_LINES} == {}
 
 
-def test_no_private_name_is_imported_from_another_module():
+def is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def test_no_private_name_or_module_is_imported_from_another_module():
     private = [(str(path.relative_to(PACKAGE)), module, name)
                for path in PACKAGE.rglob("*.py") for module, names in imports(path)
-               for name in names if name.startswith("_") and not name.startswith("__")]
+               for name in [module.rpartition(".")[2], *names] if is_private(name)]
     assert private == []
 
 

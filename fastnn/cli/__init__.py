@@ -14,7 +14,7 @@ import os
 import sys
 
 from .. import __version__, mnist
-from .._extras import MissingExtra
+from ..extras import MissingExtra
 from ..config import ConfigError
 from ..interrupts import signals_interrupt, stop_signal
 from ..modelio import ModelFileError
