@@ -8,7 +8,6 @@ import kernels
 
 from . import info
 from .config import ConfigError
-from .threads import available_threads, configure_threads
 
 #: Seconds the numba kernels of one dtype take to compile from an empty cache,
 #: measured on a 2-core AMD EPYC (process CPU time of `fastnn compile`'s share
@@ -23,6 +22,8 @@ def prepare_backend(backend: str, dtype: str, batch_size: int, *, threads: int |
     ``threads`` defaults to every usable core. Returns the seconds spent
     compiling or loading kernels.
     """
+    from .threads import available_threads, configure_threads  # numba: only when a run starts
+
     threads = threads or available_threads()
     if threads > available_threads():
         raise ConfigError(f"--threads {threads}: this process can use at most "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import kernels
@@ -219,10 +219,6 @@ class RunConfig:
                 "init": self.init, "batch_size": self.batch_size, "lr": self.lr,
                 "epochs": self.epochs, "seed": self.seed, "val_size": self.val_size,
                 "dtype": self.dtype, "backend": self.backend, "data": self.data}
-
-    def as_dict(self) -> dict:
-        """Every field, for display or comparison."""
-        return asdict(self)
 
 
 def normal_digits(digits) -> tuple:

@@ -9,6 +9,7 @@ import sys
 import kernels
 
 from .. import mnist
+from ..config import DATA_SOURCES
 from ..data import ALL_DIGITS, check_val_size, parse_digits
 
 
@@ -124,7 +125,7 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
                        help="directory holding the four MNIST IDX files (.gz or raw); "
                             "default: $FASTNN_DATA_DIR, then the cache "
                             "(downloaded there when missing)")
-    group.add_argument("--data", choices=("auto", "mnist", "sample"), default="auto",
+    group.add_argument("--data", choices=DATA_SOURCES, default="auto",
                        help="'mnist': the full set or fail; 'sample': the bundled 10,000/2,000 "
                             "sample; 'auto' (default): full MNIST if it can be found or "
                             "downloaded, else the sample")
