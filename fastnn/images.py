@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._extras import require
+from .extras import require
 
 SIZE = 28  #: side of an MNIST image
 BOX = 20  #: side of the box the digit is scaled to fit
@@ -290,7 +290,7 @@ def top_classes(probabilities: np.ndarray, classes, k: int = 3) -> list:
 
 
 def classify_files(net, paths, *, top: int = 3, preprocess: bool = True,
-                   backend: str = "numpy") -> list:
+                   backend: str | None = None) -> list:
     """Predict every image in ``paths`` with ``net``: one dict per image.
 
     Each dict holds ``file``, ``index`` (the position in a .npy stack, None

@@ -9,7 +9,8 @@ directly or in torchvision's ``MNIST/raw/``.
 Local files are not checksummed (recompressed copies are fine); their content
 is validated by `fastnn.idx`. Files missing from the cache are downloaded from
 the mirrors in order, md5-checked, stored atomically by pooch and validated;
-nothing that fails a check stays in the cache.
+nothing that fails a check stays in the cache. `fastnn.mnist_files` knows
+where the files may lie.
 
     >>> data = load()                      # full MNIST if possible, else the sample
     >>> data.train_images.shape, data.source
@@ -29,13 +30,13 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from . import idx
+from . import idx, mnist_files
 from .idx import DataError
+from .mnist_files import DATA_DIR_ENV, FILES, DataDirError
 
 __all__ = ["DataError", "DataDirError", "MnistData", "load", "load_sample", "cache_dir",
            "find_local"]
 
-DATA_DIR_ENV = "FASTNN_DATA_DIR"
 CACHE_DIR_ENV = "FASTNN_CACHE_DIR"
 MIRRORS_ENV = "FASTNN_MNIST_MIRRORS"
 
@@ -43,12 +44,6 @@ MIRRORS_ENV = "FASTNN_MNIST_MIRRORS"
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
-)
-FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
 )
 #: md5 of each .gz as served by the mirrors (torchvision's list). Tests swap in their own.
 MD5 = {
@@ -111,36 +106,11 @@ def find_local(data_dir=None) -> Path | None:
 
     Only presence is checked here; `load` validates the content.
     """
-    places = [path for _, _, path in _user_places(data_dir)] + [cache_dir()]
+    places = [path for _, _, path in mnist_files.user_places(data_dir)] + [cache_dir()]
     for directory in places:
-        if directory is not None and _scan(directory)[0] is not None:
+        if directory is not None and mnist_files.scan(directory)[0] is not None:
             return directory
     return None
-
-
-class DataDirError(DataError):
-    """A folder named for MNIST (``data_dir`` or ``$FASTNN_DATA_DIR``) does not hold it.
-
-    ``place`` is ``"data_dir"`` or ``"$FASTNN_DATA_DIR"``; ``bad_path`` is True when
-    the path itself is wrong (it does not exist or is not a folder), False when
-    the folder's contents are. `message` words the error for another name of
-    the place, such as the ``--data-dir`` flag.
-    """
-
-    def __init__(self, place: str, given, path: Path, finding: str, bad_path: bool):
-        self.place, self.given, self.path = place, str(given), path
-        self.finding, self.bad_path = finding, bad_path
-        super().__init__(self.message(place), finding)
-
-    def message(self, name: str) -> str:
-        shown = self.given if self.given == str(self.path) else f"{self.given} ({self.path})"
-        where = f"{name} {shown}"
-        undo = f"unset {name}" if name.startswith("$") else f"leave {name} out"
-        files = ", ".join(FILES[:-1]) + f" and {FILES[-1]}, each .gz or unzipped"
-        fix = ("point it at the folder that holds the MNIST files" if self.bad_path
-               else "put the missing files there")
-        return f"{where} {self.finding}; {fix} ({files}), or {undo} to let fastnn find or " \
-               "download MNIST"
 
 
 def load_sample() -> MnistData:
@@ -196,7 +166,7 @@ def load(source: str = "auto", data_dir=None, *, download: bool = True, cache_di
         return replace(sample, note=missing.note(len(sample.train_labels), len(sample.test_labels)))
 
 
-# --- searching ------------------------------------------------------------------------------
+# --- what was searched ------------------------------------------------------------------------
 
 class _NotFound(Exception):
     """Full MNIST is neither local nor downloadable: what was searched and tried."""
@@ -224,60 +194,6 @@ class _NotFound(Exception):
         return (f"Full MNIST not found (looked in: {'; '.join(self.looked)}; {tried}); "
                 f"using the bundled {n_train:,}/{n_test:,}-image sample. Point --data-dir or "
                 f"${DATA_DIR_ENV} at the MNIST files for the full set.")
-
-
-def _user_places(data_dir) -> list:
-    """(place, as given, absolute path or None) of each folder the user may have named."""
-    # An explicit directory is final: a typo in --data-dir must not quietly
-    # pick up MNIST from somewhere else.
-    if data_dir is not None:
-        return [("data_dir", data_dir, Path(data_dir).expanduser().absolute())]
-    env = os.environ.get(DATA_DIR_ENV, "").strip()
-    return [(f"${DATA_DIR_ENV}", env, Path(env).expanduser().absolute() if env else None)]
-
-
-def _locate(directory: Path, name: str) -> Path | None:
-    """``name`` or ``name.gz`` in ``directory`` or its torchvision-style ``MNIST/raw``."""
-    for folder in (directory, directory / "MNIST" / "raw"):
-        for candidate in (folder / name, folder / f"{name}.gz"):
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def _scan(directory: Path) -> tuple:
-    """({name: path} if all four files are there else None, what was found, the path is wrong).
-
-    What was found is a phrase such as "does not exist" or "holds ... but not ...".
-    """
-    if not directory.exists():
-        return None, "does not exist", True
-    if not directory.is_dir():
-        return None, ("is a file, not a folder" if directory.is_file() else "is not a folder"), True
-    found = {name: _locate(directory, name) for name in FILES}
-    present = [str(path.relative_to(directory)) for path in found.values() if path is not None]
-    missing = [f"{name}[.gz]" for name, path in found.items() if path is None]
-    if not missing:
-        return found, "", False
-    if present:
-        return None, f"holds {_listing(present)} but not {_listing(missing)}", False
-    return None, f"holds no MNIST files ({_contents(directory)})", False
-
-
-def _listing(names: list, most: int = len(FILES)) -> str:
-    """``a, b and c``; beyond ``most`` names, ``a, b and 3 more``."""
-    if len(names) > most:
-        names = [*names[:most], f"{len(names) - most} more"]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
-
-
-def _contents(directory: Path) -> str:
-    """What a folder holds, in a few words: "it is empty", "it holds a.txt, b/ and 3 more"."""
-    try:
-        entries = sorted(path.name + ("/" if path.is_dir() else "") for path in directory.iterdir())
-    except OSError as err:
-        return f"it cannot be listed: {err.strerror or err}"
-    return f"it holds {_listing(entries, most=5)}" if entries else "it is empty"
 
 
 def _mirrors(mirrors) -> list:
@@ -320,11 +236,11 @@ def _assemble(arrays: dict, paths: dict, digests: dict, origin: Path,
 
 def _load_full(data_dir, cache: Path, mirrors: list, download: bool) -> MnistData:
     looked = []
-    for place, given, directory in _user_places(data_dir):
+    for place, given, directory in mnist_files.user_places(data_dir):
         if directory is None:
             looked.append(f"{place} not set")
             continue
-        found, finding, bad_path = _scan(directory)
+        found, finding, bad_path = mnist_files.scan(directory)
         if found is None:  # a named folder is final: never fall back from it
             raise DataDirError(place, given, directory, finding, bad_path)
         arrays, digests = {}, {}
@@ -335,7 +251,7 @@ def _load_full(data_dir, cache: Path, mirrors: list, download: bool) -> MnistDat
     # The cache is ours: keep what is valid, remove what is not, download the rest.
     arrays, digests, paths, removed = {}, {}, {}, []
     for name in FILES:
-        path = _locate(cache, name) if cache.is_dir() else None
+        path = mnist_files.locate(cache, name) if cache.is_dir() else None
         if path is None:
             continue
         try:

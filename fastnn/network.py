@@ -1,7 +1,8 @@
 """A fully-connected network: its shape, parameters and predictions.
 
-Training lives in `fastnn.train` and file I/O in `fastnn.modelio`; the
-methods `fit`, `save` and `load` here are thin doors to them.
+Training lives in `fastnn.train` and the file format in `fastnn.modelfile`;
+the methods `fit`, `save` and `load` here are thin doors to them (neither
+module imports this one, so there is no import cycle).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import numpy as np
 
 import kernels
 from kernels.common import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+
+from . import modelfile, train
 
 DTYPES = ("float32", "float64")
 INITS = ("auto", "he", "lecun")
@@ -136,8 +139,12 @@ class Network:
 
     # --- prediction ------------------------------------------------------------------
 
-    def output_proba(self, x, backend="numpy") -> np.ndarray:
-        """Raw network outputs (n, n_out) for already checked inputs."""
+    def output_proba(self, x, backend=None) -> np.ndarray:
+        """Raw network outputs (n, n_out) for already checked inputs.
+
+        ``backend`` names the kernels (default: `kernels.default_backend`), as
+        in every method here that takes it.
+        """
         kern = kernels.get_backend(backend)
         hidden = HIDDEN_ACTIVATIONS[self.hidden]
         output = OUTPUT_ACTIVATIONS[self.output]
@@ -150,25 +157,25 @@ class Network:
             result[start:start + rows.shape[0]] = acts[-1]
         return result
 
-    def predict_proba(self, x, backend="numpy") -> np.ndarray:
+    def predict_proba(self, x, backend=None) -> np.ndarray:
         """Class probabilities (n, n_classes), columns in the order of ``classes``."""
         probs = self.output_proba(self.check_inputs(x), backend)
         if self.sizes[-1] == 1:
             return np.hstack([1 - probs, probs])
         return probs
 
-    def predicted_indices(self, x, backend="numpy") -> np.ndarray:
+    def predicted_indices(self, x, backend=None) -> np.ndarray:
         """Output-class indices (n,) for inputs already passed through `check_inputs`."""
         probs = self.output_proba(x, backend)
         if self.sizes[-1] == 1:
             return (probs[:, 0] > 0.5).astype(np.int64)  # as argmax of [1 - p, p]
         return probs.argmax(axis=1)
 
-    def predict(self, x, backend="numpy") -> np.ndarray:
+    def predict(self, x, backend=None) -> np.ndarray:
         """Predicted class labels (n,) for inputs x (n, n_in)."""
         return np.asarray(self.classes)[self.predicted_indices(self.check_inputs(x), backend)]
 
-    def score(self, x, labels, backend="numpy") -> float:
+    def score(self, x, labels, backend=None) -> float:
         """Accuracy (a fraction in [0, 1]) of ``predict(x)`` against ``labels``."""
         x = self.check_inputs(x)
         truth = self.class_indices(labels, x.shape[0])
@@ -178,19 +185,16 @@ class Network:
 
     def fit(self, x, labels, **options):
         """Train in place; see `fastnn.train.fit` for the options. Returns the history."""
-        from .train import fit
-        return fit(self, x, labels, **options)
+        return train.fit(self, x, labels, **options)
 
     def save(self, path, **extra) -> None:
         """Write the model to ``path`` (an .npz file, no pickle); see `fastnn.modelio`."""
-        from .modelio import save_model
-        save_model(path, self, **extra)
+        modelfile.save_model(path, self, **extra)
 
     @classmethod
     def load(cls, path) -> "Network":
         """Read a model written by `save`."""
-        from .modelio import load_model
-        return load_model(path)
+        return modelfile.read_model_file(path, cls)[0]
 
     def parameters_finite(self) -> bool:
         return all(np.isfinite(p).all() for p in (*self.weights, *self.biases))

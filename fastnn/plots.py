@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._extras import require
+from .extras import require
 
 DPI = 100
 #: Inches per digit in a grid (width, height): room for a two-line title.
@@ -27,7 +27,7 @@ MAX_SAMPLES = 200
 
 
 def check_available(purpose: str = "plotting") -> None:
-    """Raise `fastnn._extras.MissingExtra` (with the pip command) unless matplotlib imports."""
+    """Raise `fastnn.extras.MissingExtra` (with the pip command) unless matplotlib imports."""
     require("matplotlib", "plots", purpose)
     require("matplotlib.figure", "plots", purpose)
 

@@ -13,6 +13,8 @@ four modes:
 ``"lines"``   not a terminal (a log file, CI): one line per epoch, thinned to
               about 20 lines for long runs (the first and last always shown).
 ``"off"``     ``quiet``: nothing.
+
+`ConsoleEvents` reports a whole `fastnn.workflow.run` the way ``fastnn train`` does.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from .train import _ROWS_PER_CALL, EpochRecord, History, resolve_batch_size
+from .events import RunEvents
+from .history import EpochRecord, History
+from .train import ROWS_PER_CALL, resolve_batch_size
 
 MODES = ("bars", "run", "lines", "off")
 #: Most epoch lines the "lines" mode prints for a long run (plus the last one).
@@ -56,7 +60,7 @@ def choose_mode(n_rows: int, batch_size: int | str, *, interactive: bool,
     if not interactive:
         return "lines"
     batch = resolve_batch_size(batch_size, n_rows)
-    rows_per_call = max(1, _ROWS_PER_CALL // batch) * batch
+    rows_per_call = max(1, ROWS_PER_CALL // batch) * batch
     return "bars" if n_rows > rows_per_call else "run"
 
 
@@ -157,3 +161,31 @@ class TrainingProgress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class ConsoleEvents(RunEvents):
+    """Reports a `fastnn.workflow.run` on ``stream`` (default stderr): its notes, then
+    a `TrainingProgress`; with ``quiet``, nothing."""
+
+    def __init__(self, *, quiet: bool = False, stream: TextIO | None = None):
+        self.quiet, self.stream = quiet, stream
+        self.progress = None
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            print(message, file=sys.stderr if self.stream is None else self.stream)
+
+    def on_train_begin(self, config, task, network, done_epochs: int) -> None:
+        self.progress = TrainingProgress(config.epochs, len(task.x_train), config.batch_size,
+                                         stream=self.stream, quiet=self.quiet,
+                                         done_epochs=done_epochs)
+
+    def on_progress(self, *report) -> None:
+        self.progress.on_progress(*report)
+
+    def on_epoch_end(self, record, history) -> None:
+        self.progress.on_epoch_end(record, history)
+
+    def on_train_end(self) -> None:
+        if self.progress is not None:
+            self.progress.close()

@@ -9,99 +9,27 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 import kernels
 from kernels.common import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, SOFTMAX, allocate_workspace
 
-from .network import Network
+from .history import EpochRecord, History, check_rng_state
 
-# Rows handed to the backend per call. Between calls Python can report
-# progress and react to Ctrl-C; at this size the call overhead is invisible.
-_ROWS_PER_CALL = 8192
+if TYPE_CHECKING:  # for annotations only: `Network.fit` imports this module
+    from .network import Network
+
+#: Rows handed to the backend per call. Between calls Python can report
+#: progress and react to Ctrl-C; at this size the call overhead is invisible.
+ROWS_PER_CALL = 8192
 #: Training has blown up when the mean loss of the batches of one call is this
 #: many times `reference_loss`: the loss of a network that guesses (ln 10 for
 #: ten digits, ln 2 for a pair), or the loss training started from if higher.
 #: Healthy runs, the presets among them, stay well below it (tests/test_divergence.py).
 EXPLOSION_FACTOR = 10
 _REFERENCE_ROWS = 1024  # rows whose loss measures where training starts from
-
-
-@dataclass
-class EpochRecord:
-    """Metrics of one epoch.
-
-    ``loss`` and ``train_accuracy`` are averaged over the epoch's batches as
-    they were seen, each measured before that batch's update (as Keras does).
-    ``seconds`` is the wall time of the epoch's training steps, without the
-    validation pass.
-    """
-
-    epoch: int
-    loss: float
-    train_accuracy: float
-    val_accuracy: float | None
-    seconds: float
-
-
-@dataclass
-class History:
-    """What `fit` did: one record per epoch, plus the run's settings."""
-
-    backend: str
-    batch_size: int
-    lr: float
-    epochs: list = field(default_factory=list)
-    compile_seconds: float = 0.0
-    #: State of the shuffling generator after the last completed epoch;
-    #: with the parameters, it is all a resumed run needs.
-    rng_state: dict | None = None
-
-    def as_dicts(self) -> list:
-        return [asdict(record) for record in self.epochs]
-
-    def state(self) -> dict:
-        """The JSON-able training state a checkpoint stores; see `from_state`."""
-        return {"backend": self.backend, "batch_size": self.batch_size, "lr": self.lr,
-                "epochs": self.as_dicts(), "rng_state": self.rng_state}
-
-    @classmethod
-    def from_state(cls, state) -> "History":
-        """Rebuild a `History` from `state`; raises ValueError naming what is wrong."""
-        if not isinstance(state, dict):
-            raise ValueError(f"training state must be a mapping, not {type(state).__name__}")
-        missing = [key for key in ("backend", "batch_size", "lr", "epochs", "rng_state")
-                   if key not in state]
-        if missing:
-            raise ValueError(f"training state lacks {', '.join(missing)}")
-        records = state["epochs"]
-        if not isinstance(records, list):
-            raise ValueError("training state 'epochs' must be a list of epoch records")
-        epochs = []
-        for number, record in enumerate(records, start=1):
-            try:
-                epochs.append(EpochRecord(**record))
-            except TypeError:
-                raise ValueError(f"training state epoch record {number} is malformed: "
-                                 f"{record!r}") from None
-            if epochs[-1].epoch != number:
-                raise ValueError(f"training state epoch records are not numbered 1, 2, ...: "
-                                 f"record {number} says epoch {epochs[-1].epoch!r}")
-        history = cls(state["backend"], state["batch_size"], state["lr"], epochs,
-                      rng_state=state["rng_state"])
-        check_rng_state(history.rng_state)
-        return history
-
-
-def check_rng_state(rng_state) -> None:
-    """Raise ValueError unless ``rng_state`` is a state of NumPy's default generator."""
-    try:
-        np.random.default_rng().bit_generator.state = rng_state
-    except (TypeError, ValueError, KeyError, OverflowError) as err:
-        raise ValueError(f"the shuffling state is not a valid state of NumPy's PCG64 "
-                         f"generator ({err})") from None
 
 
 def check_resume(resume: History, epochs: int) -> None:
@@ -264,7 +192,7 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float =
         history.compile_seconds = kern.warmup(net.dtype, batch).seconds
         ws = allocate_workspace(net.sizes, batch, net.dtype)
         inputs = kern.prepare_inputs(x)
-        rows_per_call = max(1, _ROWS_PER_CALL // batch) * batch
+        rows_per_call = max(1, ROWS_PER_CALL // batch) * batch
         first_epoch = len(history.epochs) + 1
         for epoch in range(first_epoch, epochs + 1):
             saved = net.copy_parameters()
@@ -295,7 +223,8 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float =
             seconds = time.perf_counter() - started
             val_accuracy = None
             if validation is not None:
-                val_accuracy = float(np.mean(net.predicted_indices(x_val) == val_truth))
+                val_accuracy = float(np.mean(net.predicted_indices(x_val, kern.NAME)
+                                                   == val_truth))
             record = EpochRecord(epoch, loss_sum / n, n_correct / n, val_accuracy, seconds)
             history.epochs.append(record)
             history.rng_state = rng.bit_generator.state

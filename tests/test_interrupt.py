@@ -43,8 +43,9 @@ def cli(*args, cwd):
 PAUSED = """
 import sys, time
 import fastnn.cli as cli
+import fastnn.workflow as workflow
 
-pause_in, real_fit = int(sys.argv[1]), cli.fit
+pause_in, real_fit = int(sys.argv[1]), workflow.fit
 
 def fit(*args, on_progress, on_epoch_end, **options):
     completed = [len(options["resume"].epochs) if options.get("resume") else 0]
@@ -61,7 +62,7 @@ def fit(*args, on_progress, on_epoch_end, **options):
 
     return real_fit(*args, on_progress=progress, on_epoch_end=ended, **options)
 
-cli.fit = fit
+workflow.fit = fit
 sys.exit(cli.main(sys.argv[2:]))
 """
 
@@ -190,15 +191,15 @@ def test_a_signal_before_the_first_epoch_completes_saves_nothing(tmp_path):
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
                          ids=["SIGINT", "SIGTERM"])
 def test_a_signal_while_loading_data_exits_with_its_code(monkeypatch, capsys, signum, code):
-    import fastnn.cli
+    import fastnn.mnist
 
-    def load(args):
+    def load(*args, **options):
         os.kill(os.getpid(), signum)
         time.sleep(5)  # the handler interrupts this
         raise AssertionError("the signal was not turned into KeyboardInterrupt")
 
     previous = signal.getsignal(signal.SIGTERM)
-    monkeypatch.setattr(fastnn.cli, "_load_data", load)
+    monkeypatch.setattr(fastnn.mnist, "load", load)
     with pytest.raises(SystemExit) as stop:
         main(["train", "--data", "sample"])
     assert stop.value.code == code
@@ -224,14 +225,14 @@ def test_divergence_exits_1_with_one_line_and_saves_nothing(tmp_path):
 
 
 def test_divergence_after_a_checkpoint_says_what_the_file_holds(tmp_path, monkeypatch, capsys):
-    import fastnn.cli
+    import fastnn.workflow
     from fastnn.train import TrainingDiverged
 
     def diverging_fit(net, x, labels, **options):
         history = fit(net, x, labels, **{**options, "epochs": 2})
         raise TrainingDiverged(3, 17, options["lr"], history)
 
-    monkeypatch.setattr(fastnn.cli, "fit", diverging_fit)
+    monkeypatch.setattr(fastnn.workflow, "fit", diverging_fit)
     path = tmp_path / "m.npz"
     with pytest.raises(SystemExit) as stop:
         main([*QUICK, "--epochs", "3", "--save", str(path), "--checkpoint-every", "0"])
@@ -243,16 +244,16 @@ def test_divergence_after_a_checkpoint_says_what_the_file_holds(tmp_path, monkey
 
 
 def test_checkpoints_are_written_only_as_often_as_asked(tmp_path, monkeypatch):
-    import fastnn.cli
+    import fastnn.checkpoints
 
     written = []
-    real_save = fastnn.cli.save_model
+    real_save = fastnn.checkpoints.save_model
 
     def save(path, net, **fields):
         written.append(len(fields["training"]["epochs"]))
         return real_save(path, net, **fields)
 
-    monkeypatch.setattr(fastnn.cli, "save_model", save)
+    monkeypatch.setattr(fastnn.checkpoints, "save_model", save)
     assert main([*QUICK, "--epochs", "4", "--save", str(tmp_path / "a.npz")]) == 0
     assert written == [4]  # the default: at most one a minute, and a fast run ends first
     written.clear()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fastnn import ModelFileError, Network, load_model, save_model
-from fastnn import modelio
+from fastnn import modelfile
 
 from .conftest import same_parameters
 
@@ -62,7 +62,7 @@ def test_a_failed_save_leaves_the_previous_file_untouched(tmp_path, net, monkeyp
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(modelio.np, "savez", disk_full)
+    monkeypatch.setattr(modelfile.np, "savez", disk_full)
     net.weights[0] += 1
     with pytest.raises(OSError, match="No space left"):
         save_model(path, net)

@@ -1,0 +1,51 @@
+"""Getting a backend ready to train: thread pools sized, kernels compiled (or loaded)."""
+
+from __future__ import annotations
+
+import threading
+
+import kernels
+
+from . import info
+from .config import ConfigError
+
+#: Seconds the numba kernels of one dtype take to compile from an empty cache,
+#: measured on a 2-core AMD EPYC (process CPU time of `fastnn compile`'s share
+#: for one dtype); the notice says the last time this machine took, once known.
+TYPICAL_COMPILE_SECONDS = 40
+
+
+def prepare_backend(backend: str, dtype: str, batch_size: int, *, threads: int | None = None,
+                    note=lambda message: None) -> float:
+    """Size the thread pools and compile (or load) the kernels, telling ``note`` about it.
+
+    ``threads`` defaults to every usable core. Returns the seconds spent
+    compiling or loading kernels.
+    """
+    from .threads import available_threads, configure_threads  # numba: only when a run starts
+
+    threads = threads or available_threads()
+    if threads > available_threads():
+        raise ConfigError(f"--threads {threads}: this process can use at most "
+                          f"{available_threads()}")
+    # Numba's threads do the work in its compiled loop; a BLAS pool running beside
+    # them would fight for the same cores. NumPy's only parallel code is BLAS.
+    configure_threads(threads, blas=threads if backend == "numpy" else 1)
+    kern = kernels.get_backend(backend)
+    if kern.is_compiled(dtype, batch_size):
+        return 0.0
+    noted = info.last_compiles().get(dtype)
+    expect = (f"about {noted['seconds']:.0f}s, as last time" if noted
+              else f"about {TYPICAL_COMPILE_SECONDS}s on 2 cores")
+    notice = threading.Timer(1.0, note, (f"compiling the Numba kernels for {dtype}: "
+                                         f"{expect}; once, then cached ...",))
+    notice.start()
+    try:
+        done = kern.warmup(dtype, batch_size)
+    finally:
+        notice.cancel()
+    if done.compiled:
+        info.note_compile(dtype, done.seconds)
+        note(f"compiled {done.compiled} kernel signatures in {done.seconds:.1f}s "
+             "(cached for later runs)")
+    return done.seconds
