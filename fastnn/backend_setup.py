@@ -9,10 +9,11 @@ import kernels
 from . import info
 from .config import ConfigError
 
-#: Seconds the numba kernels of one dtype take to compile from an empty cache,
-#: measured on a 2-core AMD EPYC (process CPU time of `fastnn compile`'s share
-#: for one dtype); the notice says the last time this machine took, once known.
-TYPICAL_COMPILE_SECONDS = 40
+#: Seconds the numba kernels of one dtype take to compile from an empty cache:
+#: a cold `fastnn train` took 34.7 s in all on a 2-core AMD EPYC (Zen 3), with
+#: `scripts/bench_cold_start.py`. The notice says the last time this machine
+#: took, once known.
+TYPICAL_COMPILE_SECONDS = 35
 
 
 def prepare_backend(backend: str, dtype: str, batch_size: int, *, threads: int | None = None,
