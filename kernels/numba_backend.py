@@ -303,30 +303,38 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
 
 # --- compilation ---------------------------------------------------------------------------
 
-_ready = set()  # names of the dtypes whose kernels are compiled or loaded in this process
+_ready = set()  # names of the dtypes whose training kernels are compiled or loaded
+_ready_forward = set()  # names of the dtypes whose forward pass is
 
 
-def is_compiled(dtype=np.float32, batch_size=64) -> bool:
-    """True when `warmup` for this dtype has run in this process (any batch size)."""
-    return np.dtype(dtype).name in _ready
+def is_compiled(dtype=np.float32, batch_size=64, *, training=True) -> bool:
+    """True when `warmup` for this dtype (any batch size) has run in this process.
+
+    ``training=False`` asks about the forward pass only.
+    """
+    return np.dtype(dtype).name in (_ready if training else _ready_forward)
 
 
-def warmup(dtype=np.float32, batch_size=64) -> WarmupInfo:
+def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
     """Compile, or load from the disk cache, what a training run of ``dtype`` needs.
 
     That is `prepare_inputs`, the epoch loop (one compiled loop serves every
     batch size and thread count) and the forward pass that validation and
-    prediction use. ``batch_size`` is accepted for the NumPy twin's sake.
-    The first process compiles, with a second process compiling the forward
-    pass at the same time when the machine has two cores or more; later
-    processes load the machine code from the cache. Calling it again in the
-    same process is free.
+    prediction use; with ``training=False`` only `prepare_inputs` and the
+    forward pass, which is all that ``evaluate`` and ``predict`` need.
+    ``batch_size`` is accepted for the NumPy twin's sake. The first process
+    compiles, with a second process compiling the forward pass at the same
+    time when the machine has two cores or more; later processes load the
+    machine code from the cache. Calling it again in the same process is free.
     """
     dtype = np.dtype(dtype)
     key = dtype.name
     compiled_before, loaded_before = compile_stats()
     t0 = time.perf_counter()
-    if key not in _ready:
+    if not training and key not in _ready_forward:
+        _run_tiny_forward(dtype)
+        _ready_forward.add(key)
+    if training and key not in _ready:
         helper = None
         if not is_cached(train_steps) and _usable_cpus() > 1:
             # The forward pass is half the work and needs nothing of the rest:
@@ -342,6 +350,7 @@ def warmup(dtype=np.float32, batch_size=64) -> WarmupInfo:
                 helper.wait()
         _run_tiny_epoch(dtype, PARALLEL_MIN_BATCH)
         _ready.add(key)
+        _ready_forward.add(key)
     seconds = time.perf_counter() - t0
     compiled_after, loaded_after = compile_stats()
     return WarmupInfo(seconds, compiled_after - compiled_before, loaded_after - loaded_before)
@@ -405,6 +414,7 @@ def compile_all() -> WarmupInfo:
     for dtype in (np.dtype(np.float32), np.dtype(np.float64)):
         _run_tiny_epoch(dtype, PARALLEL_MIN_BATCH)
         _ready.add(dtype.name)
+        _ready_forward.add(dtype.name)
         _run_standalone_kernels(dtype)
     seconds = time.perf_counter() - t0
     compiled_after, loaded_after = compile_stats()

@@ -16,7 +16,7 @@ from .common import RELU, SIGMOID, SOFTMAX, WarmupInfo, Workspace, check_epoch_a
 NAME = "numpy"
 
 
-def warmup(dtype=np.float32, batch_size=64) -> WarmupInfo:
+def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
     """Nothing to compile for NumPy: no time spent, nothing compiled or loaded."""
     return WarmupInfo(0.0, 0, 0)
 
@@ -26,7 +26,7 @@ def compile_all() -> WarmupInfo:
     return WarmupInfo(0.0, 0, 0)
 
 
-def is_compiled(dtype=np.float32, batch_size=64) -> bool:
+def is_compiled(dtype=np.float32, batch_size=64, *, training=True) -> bool:
     """Always True: NumPy has nothing to compile."""
     return True
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+import kernels
+
 from .. import images, metrics
+from ..backend_setup import prepare_backend
 from ..evaluation import check_mnist_model, evaluate
 from ..modelio import load_model
-from .options import add_backend_option, add_data_options, load_data, positive_int_arg
+from .options import (add_backend_option, add_data_options, load_data, note,
+                      positive_int_arg)
 
 
 def add_parsers(commands) -> None:
@@ -45,11 +49,18 @@ def add_parsers(commands) -> None:
     predict.set_defaults(handler=cmd_predict)
 
 
+def _prepare_forward(args: argparse.Namespace, net) -> None:
+    """Compile (or load) the forward pass now, with a word if that takes a while."""
+    prepare_backend(args.backend or kernels.default_backend(), net.dtype.name, 1,
+                    note=lambda message: note(args, message), training=False)
+
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     net = load_model(args.model)
     check_mnist_model(net, args.model)
-    scores = evaluate(net, load_data(args), args.backend)
+    data = load_data(args)
+    _prepare_forward(args, net)
+    scores = evaluate(net, data, args.backend)
     matrix = scores["confusion_matrix"]
     if args.json:
         print(json.dumps({"model": str(args.model), "dataset": scores["dataset"],
@@ -67,6 +78,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     net = load_model(args.model)
+    _prepare_forward(args, net)
     results = images.classify_files(net, args.files, top=args.top,
                                     preprocess=not args.no_preprocess, backend=args.backend)
     if args.json:
