@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numba
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from ._jit import compile_stats, is_cached, jit
 from .common import (RELU, SIGMOID, SOFTMAX, PreparedInputs, WarmupInfo, Workspace,
@@ -115,22 +116,31 @@ def _blocks_for(rows: int) -> int:
     return pool if pool > 1 and rows >= PARALLEL_MIN_BATCH else 1
 
 
-@contextmanager
-def _pool_of(n_blocks):
-    """Numba's pool at one thread while a one-block run is in progress.
+_blas_control = None  # a threadpoolctl controller, made on first use
 
-    A threaded region then runs on the calling thread: a batch-1 epoch
-    enters 60,000 of them and must not wake another thread for each.
+
+@contextmanager
+def _threads_for(n_blocks):
+    """One-thread BLAS, and Numba's pool at one thread for a one-block run, for the block.
+
+    Each block's products call BLAS from inside a Numba thread and must run
+    there, on one thread: a multi-threaded BLAS would oversubscribe the
+    cores, and would split its sums differently with its thread count, which
+    callers of `train_epoch` may have set to anything. With one block a
+    threaded region runs on the calling thread: a batch-1 epoch enters 60,000
+    of them and must not wake another thread for each.
     """
-    if n_blocks > 1:
-        yield
-        return
+    global _blas_control
+    if _blas_control is None:
+        _blas_control = ThreadpoolController()
     previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
+    with _blas_control.limit(limits=1, user_api="blas"):
+        if n_blocks == 1:
+            numba.set_num_threads(1)
+        try:
+            yield
+        finally:
+            numba.set_num_threads(previous)
 
 
 def _row_scratch(rows, dtype):
@@ -176,7 +186,7 @@ def forward(weights, biases, x, hidden, output, zs, activations):
     skip_zeros = _sparse_first(weights) and all(np.isfinite(w).all() for w in weights)
     weights, biases, zs, activations = _pad(n_layers, weights, biases, zs, activations)
     n_blocks = _blocks_for(n)
-    with _pool_of(n_blocks):
+    with _threads_for(n_blocks):
         # Phase 1 of training without its loss and deltas (train=False): the
         # targets and deltas it would write are not used, so zs and the
         # activations stand in for them.
@@ -208,7 +218,8 @@ def backward_deltas(weights, hidden, zs, activations, deltas):
         if zs[i].shape != want or activations[i].shape != want or deltas[i].shape != want:
             raise ValueError(f"layer {i} buffers must have shape {want}")
     weights, zs, activations, deltas = _pad(n_layers, weights, zs, activations, deltas)
-    _backward(rows, n_layers, weights, int(hidden), zs, activations, deltas)
+    with _threads_for(1):
+        _backward(rows, n_layers, weights, int(hidden), zs, activations, deltas)
 
 
 @jit
@@ -244,11 +255,12 @@ def parameter_gradients(x, activations, deltas, grad_w, grad_b):
             raise ValueError(f"layer {i} gradient buffers do not match the inputs and deltas")
     skip_zeros = _sparse_first(grad_w) and all(np.isfinite(d).all() for d in deltas[:1])
     activations, deltas, grad_w, grad_b = _pad(n_layers, activations, deltas, grad_w, grad_b)
-    _gradients(n_layers, x, inputs.indptr, inputs.indices, inputs.values,
-               np.arange(n, dtype=np.int64), activations, deltas, grad_w, grad_b,
-               np.array([0, n_in], np.int64), *_column_scratch(n, n_in, 1, x.dtype),
-               np.zeros(n_in, np.uint8), np.zeros(n_in, np.int64), np.zeros(1, np.int64),
-               skip_zeros)
+    with _threads_for(1):
+        _gradients(n_layers, x, inputs.indptr, inputs.indices, inputs.values,
+                   np.arange(n, dtype=np.int64), activations, deltas, grad_w, grad_b,
+                   np.array([0, n_in], np.int64), *_column_scratch(n, n_in, 1, x.dtype),
+                   np.zeros(n_in, np.uint8), np.zeros(n_in, np.int64), np.zeros(1, np.int64),
+                   skip_zeros)
 
 
 def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws: Workspace):
@@ -293,7 +305,7 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
         np.zeros(n_in, np.int64),      # touched_list
         np.zeros(n_blocks, np.int64),  # n_touched, per block
         np.ones(n_blocks, np.uint8))   # new_weights_finite, per block
-    with _pool_of(n_blocks):
+    with _threads_for(n_blocks):
         loss_sum, n_correct, n_steps = train_steps(
             n_blocks, _sparse_first(weights), n_layers, weights, biases, x, inputs.indptr,
             inputs.indices, inputs.values, ws.x, y, order, batch_size, float(lr), int(hidden),

@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from fastnn.network import Network
 from fastnn.train import fit
@@ -43,6 +44,18 @@ def test_two_runs_in_one_process_give_identical_weights(small_xy, backend, mode,
     train(x[:100], labels[:100], backend, 3, "relu" if hidden == "sigmoid" else "sigmoid")
     second = train(x, labels, backend, MODES[mode], hidden)
     assert fingerprint(first) == fingerprint(second)
+
+
+@pytest.mark.parametrize("mode", ["mini-batch-ragged", "full-batch"])
+def test_the_callers_blas_thread_count_does_not_change_the_weights(small_xy, mode):
+    """The engine's products run BLAS on one thread whatever the process set."""
+    x, labels = small_xy
+    first = train(x, labels, "numba", MODES[mode], "sigmoid")
+    with threadpool_limits(limits=1, user_api="blas"):
+        single = train(x, labels, "numba", MODES[mode], "sigmoid")
+    with threadpool_limits(limits=2, user_api="blas"):
+        double = train(x, labels, "numba", MODES[mode], "sigmoid")
+    assert fingerprint(first) == fingerprint(single) == fingerprint(double)
 
 
 SCRIPT = """
