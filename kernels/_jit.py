@@ -8,10 +8,13 @@ options below are written once and no decorator repeats them.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numba
 from numba.core import caching
+from numba.core.errors import NumbaExperimentalFeatureWarning
+from numba.core.types.function_type import CompileResultWAP
 
 # Numba's threaded loops run on OpenMP (libgomp) here. Between two threaded
 # loops an idle libgomp thread spins before it sleeps, by default for ~300,000
@@ -109,6 +112,12 @@ if _AllKernelSourcesLocator not in caching.CacheImpl._locator_classes:
     caching.CacheImpl._locator_classes.insert(0, _AllKernelSourcesLocator)
 
 
+# The engine passes its units as function values (`first_class_function`), a
+# feature Numba calls experimental and warns about on every caller it compiles.
+# The parity and reproducibility tests cover what the engine uses of it.
+warnings.filterwarnings("ignore", message="First-class function type feature is experimental",
+                        category=NumbaExperimentalFeatureWarning)
+
 #: Every dispatcher made by `jit`, so `compile_stats` can report on all of them.
 DISPATCHERS = []
 
@@ -119,18 +128,24 @@ DISPATCHERS = []
 _PARALLEL_OF = {}
 
 
-def jit(func=None, *, parallel=False, internal=False):
+def jit(func=None, *, parallel=False, internal=False, first_class=False):
     """Compile ``func`` with `OPTIONS`; ``parallel=True`` only for a distinct driver.
 
-    ``internal=True`` is for a function that only compiled code calls: it
-    gets no wrapper for calls from Python. Such wrappers unbox every argument
-    and are a large share of the compile time of functions that take two
-    dozen arrays, as the training phases do.
+    ``internal=True`` is for a small helper that only compiled code calls:
+    it gets no wrapper for calls from Python (such wrappers unbox every
+    argument and cost compile time), and its callers link its code in.
+
+    ``first_class=True`` is for one of the engine's units: compiled on its
+    own for a signature given up front (`first_class_function`) and passed
+    to the compiled code that calls it as a function value, so a caller is
+    compiled without it. Numba otherwise links a callee's code into every
+    caller and LLVM optimises and generates it again there: through the
+    engine's four levels of calls, that was most of a cold start.
 
     Usable bare (``@jit``) or with options (``@jit(internal=True)``).
     """
     if func is None:
-        return lambda f: jit(f, parallel=parallel, internal=internal)
+        return lambda f: jit(f, parallel=parallel, internal=internal, first_class=first_class)
     key = (func.__module__, func.__qualname__)
     if _PARALLEL_OF.setdefault(key, parallel) != parallel:
         raise ValueError(
@@ -138,10 +153,26 @@ def jit(func=None, *, parallel=False, internal=False):
             "write a separate function for the other variant (cache=True would "
             "otherwise load one variant's code for the other)."
         )
-    wrappers = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True} if internal else {}
+    wrappers = {}
+    if internal or first_class:
+        wrappers["no_cpython_wrapper"] = True
+    if internal:  # a first-class function is called through its C wrapper
+        wrappers["no_cfunc_wrapper"] = True
     dispatcher = numba.njit(parallel=parallel, **OPTIONS, **wrappers)(func)
     DISPATCHERS.append(dispatcher)
     return dispatcher
+
+
+def first_class_function(dispatcher, argument_types) -> CompileResultWAP:
+    """``dispatcher`` compiled (or loaded from the disk cache) for ``argument_types``.
+
+    Returns a value compiled code can take as an argument and call; its
+    Numba type is the function's exact signature, so a caller compiled for
+    it is cached like any other signature.
+    """
+    argument_types = tuple(argument_types)
+    dispatcher.compile(argument_types)
+    return CompileResultWAP(dispatcher.overloads[argument_types])
 
 
 def compile_stats():

@@ -42,7 +42,7 @@ from .numba_affine import affine_backward_input, affine_backward_params, affine_
 from .numba_elementwise import (count_correct, output_delta, relu, relu_backward, sgd_update,
                                 sigmoid, sigmoid_backward, sigmoid_cross_entropy, softmax,
                                 softmax_cross_entropy)
-from .numba_engine import learn_threaded, rows_threaded, train_steps
+from .numba_engine import Units, engine_unit, engine_units, forward_threaded, train_steps
 from .numba_inputs import check_prepared, prepare_inputs
 from .numba_phases import backward_block, gradient_block
 
@@ -187,14 +187,10 @@ def forward(weights, biases, x, hidden, output, zs, activations):
     weights, biases, zs, activations = _pad(n_layers, weights, biases, zs, activations)
     n_blocks = _blocks_for(n)
     with _threads_for(n_blocks):
-        # Phase 1 of training without its loss and deltas (train=False): the
-        # targets and deltas it would write are not used, so zs and the
-        # activations stand in for them.
-        # Rows in order: the dense rows "gathered" are x's own (xb is x).
-        rows_threaded(n_blocks, n, False, 0, n_layers, weights, biases, x, inputs.indptr,
-                      inputs.indices, inputs.values, x, zs[0], np.arange(n, dtype=np.int64),
-                      int(hidden), int(output), x.dtype.type(0), zs, activations, activations,
-                      skip_zeros, *_row_scratch(n, x.dtype))
+        forward_threaded(engine_unit("forward_block", x.dtype.name, len(weights)), n_blocks, n,
+                         n_layers, weights, biases, x, inputs.indptr, inputs.indices,
+                         inputs.values, np.arange(n, dtype=np.int64), int(hidden), int(output),
+                         zs, activations, skip_zeros)
 
 
 def _check_forward_buffers(weights, x, zs, acts):
@@ -307,8 +303,8 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
         np.ones(n_blocks, np.uint8))   # new_weights_finite, per block
     with _threads_for(n_blocks):
         loss_sum, n_correct, n_steps = train_steps(
-            n_blocks, _sparse_first(weights), n_layers, weights, biases, x, inputs.indptr,
-            inputs.indices, inputs.values, ws.x, y, order, batch_size, float(lr), int(hidden),
+            *engine_units(x.dtype, len(weights)), n_blocks, _sparse_first(weights), n_layers,
+            weights, biases, x, inputs.indptr, inputs.indices, inputs.values, ws.x, y, order, batch_size, float(lr), int(hidden),
             int(output), zs, acts, deltas, grad_w, grad_b, *scratch)
     return float(loss_sum), int(n_correct), int(n_steps)
 
@@ -330,14 +326,14 @@ def is_compiled(dtype=np.float32, batch_size=64, *, training=True) -> bool:
 def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
     """Compile, or load from the disk cache, what a training run of ``dtype`` needs.
 
-    That is `prepare_inputs`, the epoch loop (one compiled loop serves every
-    batch size and thread count) and the forward pass that validation and
-    prediction use; with ``training=False`` only `prepare_inputs` and the
-    forward pass, which is all that ``evaluate`` and ``predict`` need.
-    ``batch_size`` is accepted for the NumPy twin's sake. The first process
-    compiles, with a second process compiling the forward pass at the same
-    time when the machine has two cores or more; later processes load the
-    machine code from the cache. Calling it again in the same process is free.
+    That is `prepare_inputs`, the epoch loop and its units (one compiled loop
+    serves every batch size and thread count) and the forward pass that
+    validation and prediction use; with ``training=False`` only
+    `prepare_inputs` and the forward pass, which is all that ``evaluate``
+    and ``predict`` need. ``batch_size`` is accepted for the NumPy twin's
+    sake. When nothing is cached yet and the machine has two cores or more,
+    a second process compiles half of the units into the disk cache
+    meanwhile. Calling it again in the same process is free.
     """
     dtype = np.dtype(dtype)
     key = dtype.name
@@ -349,11 +345,11 @@ def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
     if training and key not in _ready:
         helper = None
         if not is_cached(train_steps) and _usable_cpus() > 1:
-            # The forward pass is half the work and needs nothing of the rest:
-            # another process compiles it into the disk cache meanwhile.
-            helper = _compile_forward_elsewhere(dtype)
+            helper = _compile_elsewhere(dtype, ELSEWHERE_UNITS)
         try:
-            _compile_learn_phase(dtype)
+            if helper is None:
+                _compile_units(dtype, ELSEWHERE_UNITS)
+            _compile_units(dtype, [name for name in Units._fields if name not in ELSEWHERE_UNITS])
             if helper is not None:
                 helper.wait()
         finally:
@@ -368,6 +364,11 @@ def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
     return WarmupInfo(seconds, compiled_after - compiled_before, loaded_after - loaded_before)
 
 
+#: The units a second process compiles while this one compiles the rest and
+#: the loop (see `warmup`): about half of the work each, measured.
+ELSEWHERE_UNITS = ("forward_block",)
+
+
 def _usable_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -375,37 +376,31 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _compile_forward_elsewhere(dtype):
-    """Start a process that compiles (or loads) the forward pass of ``dtype``; or None.
+def _compile_units(dtype, names):
+    """Compile (or load) the engine units ``names`` for ``dtype`` and the usual layer slots."""
+    for name in names:
+        engine_unit(name, np.dtype(dtype).name, LAYER_SLOTS)
 
-    It writes to the same disk cache, from which this process then loads it.
+
+def _compile_elsewhere(dtype, names):
+    """Start a process that compiles (or loads) units ``names`` of ``dtype``; or None.
+
+    It writes to the same disk cache, from which this process then loads them.
     """
     package_parent = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [package_parent] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     code = ("import numpy as np; from kernels import numba_backend as nb; "
-            f"nb._run_tiny_forward(np.dtype('{dtype.name}'))")
+            f"nb._compile_units(np.dtype('{dtype.name}'), {list(names)!r})")
     try:
         return subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError:
-        return None  # then this process compiles it, as it would anyway
-
-
-def _compile_learn_phase(dtype):
-    """Compile phases 2 and 3 (`learn_threaded`) for ``dtype`` as `train_steps` calls them."""
-    f, i8, u8, i4 = dtype.type, np.int64, np.uint8, np.int32
-    mat, vec = np.zeros((1, 1), dtype), np.zeros(1, dtype)
-    mats = (mat,) * LAYER_SLOTS
-    arguments = (1, 1, 1, True, 1, mats, (vec,) * LAYER_SLOTS, np.zeros(2, i8), np.zeros(1, i4),
-                 vec, mat, np.zeros(1, i8), mats, mats, mats, (vec,) * LAYER_SLOTS, f(0),
-                 np.zeros(2, i8), np.zeros(2, i8), np.zeros(1, i4), vec, np.zeros(1, u8),
-                 np.zeros(1, i8), np.zeros(1, i8), True, np.zeros(1, u8))
-    learn_threaded.compile(tuple(numba.typeof(a) for a in arguments))
+        return None  # then this process compiles them, as it would anyway
 
 
 def _run_tiny_forward(dtype):
-    """One forward pass on a tiny network: compiles (or loads) `rows_threaded` for ``dtype``."""
+    """One forward pass on a tiny network: compiles (or loads) the forward pass for ``dtype``."""
     rng = np.random.default_rng(0)
     sizes = (5, 3, 2)
     weights = tuple(rng.standard_normal((k, m)).astype(dtype) for k, m in zip(sizes, sizes[1:]))

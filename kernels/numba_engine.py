@@ -1,25 +1,26 @@
 """The compiled epoch loop: the phases of ``numba_phases.py`` run batch after batch.
 
-`train_steps` is the one driver, for one thread and for several. It runs
-each phase's blocks through `rows_threaded` (phase 1) and `learn_threaded`
-(phases 2 and 3), the only functions compiled with ``parallel=True``: each
-is a ``prange`` over blocks of one compiled phase function of
-``numba_phases.py`` (`rows_block`, `learn_block`), called, not inlined: a
-``prange`` body is analysed by Numba's parallel passes, which cost far more
-on a big inlined body than on a call.
-With one block (and Numba's pool set to one thread by the caller) a region
-runs on the calling thread and wakes nobody.
+`train_steps` is the one driver, for one thread and for several. Per batch
+it runs phase 1 through `rows_threaded` and phases 2 and 3 through
+`learn_threaded`, the ``prange``-over-blocks regions (``parallel=True``);
+`forward_threaded` is phase 1's forward pass alone, for prediction. With
+one block (and Numba's pool set to one thread by the caller) a region runs
+on the calling thread and wakes nobody.
 
-What compiling costs, and why the code is shaped so: Numba compiles each
-function on its own, and LLVM optimises a callee again inside every compiled
-caller, so compile time grows with the depth of the call tree and with each
-extra signature. So calls pass typed values, never literals such as ``0`` or
-``True`` (Numba compiles a callee once more for each literal it is called
-with), the ``prange`` bodies only call the phase functions (Numba's parallel
-passes are slow on big bodies), and the forward pass of prediction calls
-`rows_threaded` from Python, without the rest of the loop. Inlining the
-small helpers at Numba's level (``inline="always"``) was measured to cost
-more than it saves (53 s against 40 s of CPU for a float32 loop).
+The engine's units, compiled one by one: the phase functions
+`forward_block`, `deltas_block`, `learn_block`, `gradient_update_row` and
+the regions `rows_threaded`, `learn_threaded` are each compiled on their own
+for the signature `unit_types` gives them, and handed to their callers as
+function values (`engine_units`), never linked into them. Numba would
+otherwise copy a callee's code into every compiled caller, where LLVM
+optimises and generates it again: through the four levels from a phase to
+the driver that was most of a cold start (35 s for float32 on 2 cores).
+Each unit now costs its own compile only, any run compiles just the units
+it calls (prediction: `forward_block` and `forward_threaded`), and
+independent units can be compiled by two processes at once. Inside a unit,
+the small helpers of ``numba_affine.py`` and ``numba_elementwise.py`` are
+linked in and inlined as usual. A call through a function value costs a few
+nanoseconds, paid a few times per batch.
 
 A batch of one row takes a fused path (`gradient_update_row`): phases 2 and
 3 in one pass, no gradient buffers, no threads.
@@ -27,54 +28,73 @@ A batch of one row takes a fused path (`gradient_update_row`): phases 2 and
 
 from __future__ import annotations
 
-import numpy as np
-from numba import prange
+import functools
+from collections import namedtuple
 
-from ._jit import jit
-from .numba_phases import gradient_update_row, learn_block, rows_block, weights_finite
+import numba
+import numpy as np
+from numba import prange, types
+
+from ._jit import first_class_function, jit
+from .numba_phases import (deltas_block, forward_block, gradient_update_row, learn_block,
+                           weights_finite)
 
 
 @jit(parallel=True)
-def rows_threaded(n_blocks, rows, train, start, n_layers, weights, biases, x, indptr, indices,
-                  values, xb, y, order, hidden, output, scale, zs, acts, deltas, skip_zeros,
-                  row_loss, row_hit, row_finite):
+def forward_threaded(forward_fn, n_blocks, rows, n_layers, weights, biases, x, indptr,
+                     indices, values, order, hidden, output, zs, acts, skip_zeros):
+    """The forward pass of rows 0..rows of x (in order) in ``n_blocks`` blocks over threads."""
+    start = np.int64(0)
+    for t in prange(n_blocks):
+        t = np.int64(t)  # prange counts in uint64
+        forward_fn(rows * t // n_blocks, rows * (t + 1) // n_blocks, rows, start, n_layers,
+                   weights, biases, x, indptr, indices, values, x, order, hidden, output, zs,
+                   acts, skip_zeros)
+
+
+@jit(parallel=True, first_class=True)
+def rows_threaded(forward_fn, deltas_fn, n_blocks, rows, start, n_layers, weights, biases, x,
+                  indptr, indices, values, xb, y, order, hidden, output, scale, zs, acts, deltas,
+                  skip_zeros, row_loss, row_hit, row_finite):
     """Phase 1 with tile rows 0..rows split into ``n_blocks`` blocks over threads."""
     for t in prange(n_blocks):
-        t = np.int64(t)  # prange counts in uint64; one signature needs int64
-        rows_block(rows * t // n_blocks, rows * (t + 1) // n_blocks, rows, train, start, n_layers,
-                   weights, biases, x, indptr, indices, values, xb, y, order, hidden, output,
-                   scale, zs, acts, deltas, skip_zeros, row_loss, row_hit, row_finite)
+        t = np.int64(t)
+        lo, hi = rows * t // n_blocks, rows * (t + 1) // n_blocks
+        forward_fn(lo, hi, rows, start, n_layers, weights, biases, x, indptr, indices, values,
+                   xb, order, hidden, output, zs, acts, skip_zeros)
+        deltas_fn(lo, hi, rows, start, n_layers, weights, y, order, hidden, output, scale, zs,
+                  acts, deltas, row_loss, row_hit, row_finite)
 
 
-@jit(parallel=True, internal=True)
-def learn_threaded(n_blocks, rows, start, update, n_layers, weights, biases, indptr,
-                   indices, values, xb, order, acts, deltas, grad_w, grad_b, lr, bounds, col_start,
-                   csc_rows, csc_values, touched, touched_list, n_touched, skip_zeros,
-                   new_weights_finite):
+@jit(parallel=True, first_class=True)
+def learn_threaded(learn_fn, n_blocks, rows, start, update, n_layers, weights, biases, indptr,
+                   indices, values, xb, order, acts, deltas, grad_w, grad_b, lr, bounds,
+                   col_start, csc_rows, csc_values, touched, touched_list, n_touched,
+                   skip_zeros, new_weights_finite):
     """Phases 2 and 3 with the weights split into ``n_blocks`` blocks over threads."""
     for t in prange(n_blocks):
-        learn_block(np.int64(t), n_blocks, rows, start, update, n_layers, weights, biases,
-                    indptr, indices, values, xb, order, acts, deltas, grad_w, grad_b, lr, bounds,
-                    col_start, csc_rows, csc_values, touched, touched_list, n_touched,
-                    skip_zeros, new_weights_finite)
+        learn_fn(np.int64(t), n_blocks, rows, start, update, n_layers, weights, biases,
+                 indptr, indices, values, xb, order, acts, deltas, grad_w, grad_b, lr, bounds,
+                 col_start, csc_rows, csc_values, touched, touched_list, n_touched,
+                 skip_zeros, new_weights_finite)
 
 
 @jit
-def train_steps(n_blocks, sparse_first, n_layers, weights, biases, x, indptr, indices, values,
+def train_steps(forward_fn, deltas_fn, learn_fn, row_update_fn, rows_threaded_fn,
+                learn_threaded_fn, n_blocks, sparse_first, n_layers, weights, biases, x, indptr, indices, values,
                 xb, y, order,
                 batch_size, lr, hidden, output, zs, acts, deltas, grad_w, grad_b,
                 bounds, row_loss, row_hit, row_finite, col_start, csc_rows, csc_values,
                 touched, touched_list, n_touched, new_weights_finite):
     """Gradient-descent steps over the rows ``order`` in batches; see ``train_epoch``.
 
+    The ``*_fn`` arguments are the `engine_units` of the arrays' dtype.
     Each batch is walked in tiles of ``len(row_loss)`` rows, so that even a
     full-batch step works in cache-sized pieces: phase 1 on the tile, then
     (unless the batch's loss so far is not finite) phase 2, and after the
     batch's last tile phase 3. Returns ``(loss_sum, n_correct, n_steps)``.
     The loss of a batch is summed in the arrays' dtype, like the reference's.
     """
-    # Numba compiles a callee again for each constant it is called with
-    # (0, True, ...), so the calls below pass typed values, not literals.
     one, yes = np.int64(1), np.bool_(True)
     dtype = row_loss.dtype.type
     step = dtype(lr)
@@ -94,9 +114,10 @@ def train_steps(n_blocks, sparse_first, n_layers, weights, biases, x, indptr, in
         hits = 0
         for lo in range(0, m, tile):
             rows = min(m, lo + tile) - lo
-            rows_threaded(n_blocks if m > 1 else one, rows, yes, start + lo, n_layers, weights,
-                          biases, x, indptr, indices, values, xb, y, order, hidden, output, scale,
-                          zs, acts, deltas, skip_zeros, row_loss, row_hit, row_finite)
+            rows_threaded_fn(forward_fn, deltas_fn, n_blocks if m > 1 else one, rows,
+                             start + lo, n_layers, weights, biases, x, indptr, indices, values,
+                             xb, y, order, hidden, output, scale, zs, acts, deltas, skip_zeros,
+                             row_loss, row_hit, row_finite)
             deltas_finite = yes
             for s in range(rows):
                 loss += row_loss[s]
@@ -106,16 +127,17 @@ def train_steps(n_blocks, sparse_first, n_layers, weights, biases, x, indptr, in
                 break
             if m == 1:
                 row = order[start]
-                now_finite = gradient_update_row(
+                now_finite = row_update_fn(
                     n_layers, weights, biases, acts, deltas, step, x[row], indices, values,
                     indptr[row], indptr[row + 1], sparse_first and deltas_finite)
                 skip_zeros = skip_zeros and now_finite
                 continue
             last_tile = lo + rows == m
-            learn_threaded(n_blocks, rows, start + lo, last_tile, n_layers, weights, biases,
-                           indptr, indices, values, xb, order, acts, deltas, grad_w, grad_b,
-                           step, bounds, col_start, csc_rows, csc_values, touched, touched_list,
-                           n_touched, sparse_first and deltas_finite, new_weights_finite)
+            learn_threaded_fn(learn_fn, n_blocks, rows, start + lo, last_tile, n_layers,
+                              weights, biases, indptr, indices, values, xb, order, acts, deltas,
+                              grad_w, grad_b, step, bounds, col_start, csc_rows, csc_values,
+                              touched, touched_list, n_touched, sparse_first and deltas_finite,
+                              new_weights_finite)
             if last_tile:
                 for t in range(n_blocks):
                     skip_zeros = skip_zeros and new_weights_finite[t] == 1
@@ -125,3 +147,55 @@ def train_steps(n_blocks, sparse_first, n_layers, weights, biases, x, indptr, in
         n_correct += hits
         n_steps += 1
     return loss_sum, n_correct, n_steps
+
+
+# --- the units: their signatures, compiled on demand ----------------------------------------
+
+#: The engine's units, as `engine_units` returns them.
+Units = namedtuple("Units", "forward_block deltas_block learn_block gradient_update_row "
+                            "rows_threaded learn_threaded")
+
+_DISPATCHERS = Units(forward_block, deltas_block, learn_block, gradient_update_row,
+                     rows_threaded, learn_threaded)
+
+
+def unit_types(dtype, slots):
+    """Each unit's ``(argument types, return type)``, for arrays of ``dtype``.
+
+    ``slots`` is the length of the per-layer tuples. The callers pass exactly
+    these types: the arrays C-contiguous, the CSR columns int32, the rest of
+    the integers int64.
+    """
+    f = numba.from_dtype(np.dtype(dtype))
+    mat, vec = f[:, ::1], f[::1]
+    mats, vecs = types.UniTuple(mat, slots), types.UniTuple(vec, slots)
+    i8, b1, i8s, i4s, u8s = types.int64, types.boolean, types.int64[::1], types.int32[::1], \
+        types.uint8[::1]
+    forward = (i8, i8, i8, i8, i8, mats, vecs, mat, i8s, i4s, vec, mat, i8s, i8, i8, mats, mats,
+               b1)
+    deltas = (i8, i8, i8, i8, i8, mats, mat, i8s, i8, i8, f, mats, mats, mats, vec, i8s, u8s)
+    learn = (i8, i8, i8, i8, b1, i8, mats, vecs, i8s, i4s, vec, mat, i8s, mats, mats, mats, vecs,
+             f, i8s, i8s, i4s, vec, u8s, i8s, i8s, b1, u8s)
+    row_update = (i8, mats, vecs, mats, mats, f, vec, i4s, vec, i8, i8, b1)
+    phase_fns = {"forward_block": (forward, types.none), "deltas_block": (deltas, types.none),
+                 "learn_block": (learn, types.none),
+                 "gradient_update_row": (row_update, types.boolean)}
+    fn = {name: types.FunctionType(ret(*args)) for name, (args, ret) in phase_fns.items()}
+    rows = (fn["forward_block"], fn["deltas_block"], i8, i8, i8, i8, mats, vecs, mat, i8s, i4s,
+            vec, mat, mat, i8s, i8, i8, f, mats, mats, mats, b1, vec, i8s, u8s)
+    learn_threaded_args = (fn["learn_block"],) + learn[1:]
+    return Units(**phase_fns, rows_threaded=(rows, types.none),
+                 learn_threaded=(learn_threaded_args, types.none))
+
+
+@functools.lru_cache(maxsize=None)
+def engine_unit(name, dtype_name, slots):
+    """Unit ``name`` compiled (or loaded from the disk cache) for the dtype, as a function value."""
+    arguments, _ = getattr(unit_types(dtype_name, slots), name)
+    return first_class_function(getattr(_DISPATCHERS, name), arguments)
+
+
+def engine_units(dtype, slots) -> Units:
+    """All units for ``dtype`` and ``slots``-long layer tuples, compiled on first use."""
+    name = np.dtype(dtype).name
+    return Units(*(engine_unit(unit, name, slots) for unit in Units._fields))

@@ -3,8 +3,9 @@
 ``numpy_backend.train_epoch`` takes a step in this order, and so does the
 engine in ``numba_engine.py``:
 
-1. per block of rows: `forward_block`, then `loss_block` (loss, hits and
-   the output delta), then `backward_block` (every hidden layer's delta);
+1. per block of rows: `forward_block`, then `deltas_block`: `loss_block`
+   (loss, hits and the output delta), then `backward_block` (every hidden
+   layer's delta);
 2. per block of weights: `gradient_block` (``grad_w += a.T @ delta``);
 3. per block of weights: `update_block` (``param -= lr * grad``).
 
@@ -46,7 +47,7 @@ def weights_finite(n_layers, weights):
     return True
 
 
-@jit(internal=True)
+@jit(first_class=True)
 def forward_block(lo, hi, tile_rows, start, n_layers, weights, biases, x, indptr, indices,
                   values, xb, order, hidden, output, zs, acts, skip_zeros):
     """Forward pass of tile rows lo..hi: fills ``zs[i][lo:hi]`` and ``acts[i][lo:hi]``.
@@ -117,17 +118,13 @@ def backward_block(lo, hi, tile_rows, n_layers, weights, hidden, zs, acts, delta
         row_finite[r] = 1 if all_finite(deltas[0][r]) else 0
 
 
-@jit(internal=True)
-def rows_block(lo, hi, tile_rows, train, start, n_layers, weights, biases, x, indptr, indices,
-               values, xb, y, order, hidden, output, scale, zs, acts, deltas, skip_zeros,
-               row_loss, row_hit, row_finite):
-    """Phase 1 for rows lo..hi of a tile: forward, and with ``train`` loss and deltas."""
-    forward_block(lo, hi, tile_rows, start, n_layers, weights, biases, x, indptr, indices,
-                  values, xb, order, hidden, output, zs, acts, skip_zeros)
-    if train:
-        loss_block(lo, hi, start, n_layers, y, order, output, scale, zs, acts, deltas,
-                   row_loss, row_hit)
-        backward_block(lo, hi, tile_rows, n_layers, weights, hidden, zs, acts, deltas, row_finite)
+@jit(first_class=True)
+def deltas_block(lo, hi, tile_rows, start, n_layers, weights, y, order, hidden, output, scale,
+                 zs, acts, deltas, row_loss, row_hit, row_finite):
+    """The rest of phase 1 for tile rows lo..hi, after `forward_block`: loss, then deltas."""
+    loss_block(lo, hi, start, n_layers, y, order, output, scale, zs, acts, deltas,
+               row_loss, row_hit)
+    backward_block(lo, hi, tile_rows, n_layers, weights, hidden, zs, acts, deltas, row_finite)
 
 
 @jit(internal=True)
@@ -294,7 +291,7 @@ def update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
             gb[c] = 0
 
 
-@jit(internal=True)
+@jit(first_class=True)
 def learn_block(t, n_blocks, rows, start, update, n_layers, weights, biases, indptr,
                 indices, values, xb, order, acts, deltas, grad_w, grad_b, lr, bounds, col_start,
                 csc_rows, csc_values, touched, touched_list, n_touched, skip_zeros,
@@ -311,7 +308,7 @@ def learn_block(t, n_blocks, rows, start, update, n_layers, weights, biases, ind
                      bounds, touched, touched_list, n_touched, new_weights_finite)
 
 
-@jit(internal=True)
+@jit(first_class=True)
 def gradient_update_row(n_layers, weights, biases, acts, deltas, lr, x_row, indices, values,
                         p0, p1, skip_zeros):
     """Phases 2 and 3 fused for a batch of one row (tile row 0); returns new weights finite.

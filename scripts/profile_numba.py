@@ -32,13 +32,24 @@ from fastnn.data import scale_pixels
 from fastnn.threads import limit_threads
 from kernels import numba_backend as nb
 from kernels.common import RELU, SIGMOID, SOFTMAX, allocate_workspace
-from kernels.numba_engine import learn_threaded, rows_threaded
+from kernels.numba_engine import engine_units
+
+
+@numba.njit(parallel=True, nogil=True)
+def _forward(forward_fn, n_blocks, rows, start, n_layers, weights, biases, x, indptr, indices,
+             values, xb, order, hidden, output, zs, acts, skip_zeros):
+    """Phase 1's forward pass alone, split over threads as `rows_threaded` splits it."""
+    for t in numba.prange(n_blocks):
+        t = np.int64(t)
+        forward_fn(rows * t // n_blocks, rows * (t + 1) // n_blocks, rows, start, n_layers,
+                   weights, biases, x, indptr, indices, values, xb, order, hidden, output, zs,
+                   acts, skip_zeros)
 
 
 @numba.njit(nogil=True)
-def _learn(*arguments):
-    """learn_threaded is only callable from compiled code (it has no Python wrapper)."""
-    learn_threaded(*arguments)
+def _call(unit, *arguments):
+    """The engine's units are only callable from compiled code (they have no Python wrapper)."""
+    unit(*arguments)
 
 
 def parse_args():
@@ -103,16 +114,22 @@ def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden
     lr = np.float32(0.05)
 
     sparse = nb._sparse_first(weights)
+    units = engine_units(np.float32, len(w))
 
     def rows(train, start, count):
-        rows_threaded(n_blocks, count, train, start, n_layers, w, b, x, indptr, indices, values,
-                      ws.x, y, order, hidden, SOFTMAX, scale, zs, acts, deltas, sparse,
-                      row_loss, row_hit, row_finite)
+        if not train:
+            _forward(units.forward_block, n_blocks, count, start, n_layers, w, b, x, indptr,
+                     indices, values, ws.x, order, hidden, SOFTMAX, zs, acts, sparse)
+            return
+        _call(units.rows_threaded, units.forward_block, units.deltas_block, n_blocks, count,
+              start, n_layers, w, b, x, indptr, indices, values, ws.x, y, order, hidden,
+              SOFTMAX, scale, zs, acts, deltas, sparse, row_loss, row_hit, row_finite)
 
     def learn(start, count, update):
-        _learn(n_blocks, count, start, update, n_layers, w, b, indptr, indices, values, ws.x,
-               order, acts, deltas, grad_w, grad_b, lr, bounds, col_start, csc_rows,
-               csc_values, touched, touched_list, n_touched, sparse, finite)
+        _call(units.learn_threaded, units.learn_block, n_blocks, count, start, update, n_layers,
+              w, b, indptr, indices, values, ws.x, order, acts, deltas, grad_w, grad_b, lr,
+              bounds, col_start, csc_rows, csc_values, touched, touched_list, n_touched, sparse,
+              finite)
 
     def timed(call, *arguments):
         started = time.perf_counter()
@@ -121,7 +138,8 @@ def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden
 
     tiles = [(start, min(tile, order.shape[0] - start))
              for start in range(0, order.shape[0], tile)]
-    learn(0, 0, False)  # compiles _learn before anything is timed
+    learn(0, 0, False)  # compiles the drivers above before anything is timed
+    rows(True, 0, 0)
     empty = min(timed(rows, False, 0, 0) for _ in range(200))  # a call that does no work
     seconds = {"phase 1: forward": 0.0, "phase 1: loss and deltas": 0.0,
                "phases 2+3: gradients and update": 0.0, "calls from Python (taken out)": 0.0}
