@@ -1,26 +1,26 @@
 """The compiled epoch loop: the phases of ``numba_phases.py`` run batch after batch.
 
 `train_steps` is the one driver, for one thread and for several. Per batch
-it runs phase 1 through `rows_threaded` and phases 2 and 3 through
-`learn_threaded`, the ``prange``-over-blocks regions (``parallel=True``);
-`forward_threaded` is phase 1's forward pass alone, for prediction. With
-one block (and Numba's pool set to one thread by the caller) a region runs
-on the calling thread and wakes nobody.
+it runs phase 1, then phases 2 and 3, through `step_threaded`, a
+``prange`` over blocks (``parallel=True``); `forward_threaded` is phase 1's
+forward pass alone, for prediction. With one block (and Numba's pool set to
+one thread by the caller) a region runs on the calling thread and wakes
+nobody.
 
-The engine's units, compiled one by one: the phase functions
+The engine's units are compiled one by one: the phase functions
 `forward_block`, `deltas_block`, `learn_block`, `gradient_update_row` and
-the regions `rows_threaded`, `learn_threaded` are each compiled on their own
-for the signature `unit_types` gives them, and handed to their callers as
-function values (`engine_units`), never linked into them. Numba would
-otherwise copy a callee's code into every compiled caller, where LLVM
-optimises and generates it again: through the four levels from a phase to
-the driver that was most of a cold start (35 s for float32 on 2 cores).
-Each unit now costs its own compile only, any run compiles just the units
-it calls (prediction: `forward_block` and `forward_threaded`), and
-independent units can be compiled by two processes at once. Inside a unit,
-the small helpers of ``numba_affine.py`` and ``numba_elementwise.py`` are
-linked in and inlined as usual. A call through a function value costs a few
-nanoseconds, paid a few times per batch.
+the region `step_threaded` are each compiled on their own, for the
+signature `unit_types` gives them, and handed to their callers as function
+values (`engine_units`), never linked into them. Numba would otherwise copy
+a callee's code into every compiled caller, where LLVM optimises and
+generates it again: through the four levels from a phase to the driver,
+that was most of a cold start (35 s for float32 on 2 cores). Each unit now
+costs its own compile only, a run compiles just the units it calls
+(prediction: `forward_block` and `forward_threaded`), and two processes
+can compile different units at once. Inside a unit the small helpers of
+``numba_affine.py`` and ``numba_elementwise.py`` are linked in and inlined
+as usual. A call through a function value costs nanoseconds, paid a few
+times per batch.
 
 A batch of one row takes a fused path (`gradient_update_row`): phases 2 and
 3 in one pass, no gradient buffers, no threads.
@@ -53,36 +53,35 @@ def forward_threaded(forward_fn, n_blocks, rows, n_layers, weights, biases, x, i
 
 
 @jit(parallel=True, first_class=True)
-def rows_threaded(forward_fn, deltas_fn, n_blocks, rows, start, n_layers, weights, biases, x,
-                  indptr, indices, values, xb, y, order, hidden, output, scale, zs, acts, deltas,
-                  skip_zeros, row_loss, row_hit, row_finite):
-    """Phase 1 with tile rows 0..rows split into ``n_blocks`` blocks over threads."""
-    for t in prange(n_blocks):
-        t = np.int64(t)
-        lo, hi = rows * t // n_blocks, rows * (t + 1) // n_blocks
-        forward_fn(lo, hi, rows, start, n_layers, weights, biases, x, indptr, indices, values,
-                   xb, order, hidden, output, zs, acts, skip_zeros)
-        deltas_fn(lo, hi, rows, start, n_layers, weights, y, order, hidden, output, scale, zs,
-                  acts, deltas, row_loss, row_hit, row_finite)
+def step_threaded(forward_fn, deltas_fn, learn_fn, learn, n_blocks, rows, start, update,
+                  n_layers, weights, biases, x, indptr, indices, values, xb, y, order, hidden,
+                  output, scale, lr, zs, acts, deltas, grad_w, grad_b, skip_zeros, row_loss,
+                  row_hit, row_finite, bounds, col_start, csc_rows, csc_values, touched,
+                  touched_list, n_touched, new_weights_finite):
+    """Phase 1 of a tile of ``rows`` rows, or with ``learn`` phases 2 and 3, over threads.
 
-
-@jit(parallel=True, first_class=True)
-def learn_threaded(learn_fn, n_blocks, rows, start, update, n_layers, weights, biases, indptr,
-                   indices, values, xb, order, acts, deltas, grad_w, grad_b, lr, bounds,
-                   col_start, csc_rows, csc_values, touched, touched_list, n_touched,
-                   skip_zeros, new_weights_finite):
-    """Phases 2 and 3 with the weights split into ``n_blocks`` blocks over threads."""
+    Phase 1 splits the tile's rows into ``n_blocks`` blocks; phases 2 and 3
+    split the weights (see ``numba_phases.py``). One region serves both:
+    each ``parallel=True`` function costs seconds to compile.
+    """
     for t in prange(n_blocks):
-        learn_fn(np.int64(t), n_blocks, rows, start, update, n_layers, weights, biases,
-                 indptr, indices, values, xb, order, acts, deltas, grad_w, grad_b, lr, bounds,
-                 col_start, csc_rows, csc_values, touched, touched_list, n_touched,
-                 skip_zeros, new_weights_finite)
+        t = np.int64(t)  # prange counts in uint64
+        if learn:
+            learn_fn(t, n_blocks, rows, start, update, n_layers, weights, biases, indptr,
+                     indices, values, xb, order, acts, deltas, grad_w, grad_b, lr, bounds,
+                     col_start, csc_rows, csc_values, touched, touched_list, n_touched,
+                     skip_zeros, new_weights_finite)
+        else:
+            lo, hi = rows * t // n_blocks, rows * (t + 1) // n_blocks
+            forward_fn(lo, hi, rows, start, n_layers, weights, biases, x, indptr, indices,
+                       values, xb, order, hidden, output, zs, acts, skip_zeros)
+            deltas_fn(lo, hi, rows, start, n_layers, weights, y, order, hidden, output, scale,
+                      zs, acts, deltas, row_loss, row_hit, row_finite)
 
 
 @jit
-def train_steps(forward_fn, deltas_fn, learn_fn, row_update_fn, rows_threaded_fn,
-                learn_threaded_fn, n_blocks, sparse_first, n_layers, weights, biases, x, indptr, indices, values,
-                xb, y, order,
+def train_steps(forward_fn, deltas_fn, learn_fn, row_update_fn, step_threaded_fn, n_blocks,
+                sparse_first, n_layers, weights, biases, x, indptr, indices, values, xb, y, order,
                 batch_size, lr, hidden, output, zs, acts, deltas, grad_w, grad_b,
                 bounds, row_loss, row_hit, row_finite, col_start, csc_rows, csc_values,
                 touched, touched_list, n_touched, new_weights_finite):
@@ -95,7 +94,7 @@ def train_steps(forward_fn, deltas_fn, learn_fn, row_update_fn, rows_threaded_fn
     batch's last tile phase 3. Returns ``(loss_sum, n_correct, n_steps)``.
     The loss of a batch is summed in the arrays' dtype, like the reference's.
     """
-    one, yes = np.int64(1), np.bool_(True)
+    one, yes, no = np.int64(1), np.bool_(True), np.bool_(False)
     dtype = row_loss.dtype.type
     step = dtype(lr)
     tile = row_loss.shape[0]
@@ -110,14 +109,16 @@ def train_steps(forward_fn, deltas_fn, learn_fn, row_update_fn, rows_threaded_fn
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
         scale = dtype(1.0 / m)
+        row_blocks = n_blocks if m > 1 else one
         loss = dtype(0)
         hits = 0
         for lo in range(0, m, tile):
             rows = min(m, lo + tile) - lo
-            rows_threaded_fn(forward_fn, deltas_fn, n_blocks if m > 1 else one, rows,
-                             start + lo, n_layers, weights, biases, x, indptr, indices, values,
-                             xb, y, order, hidden, output, scale, zs, acts, deltas, skip_zeros,
-                             row_loss, row_hit, row_finite)
+            step_threaded_fn(forward_fn, deltas_fn, learn_fn, no, row_blocks, rows, start + lo, no, n_layers, weights, biases, x, indptr, indices,
+                             values, xb, y, order, hidden, output, scale, step, zs, acts, deltas,
+                             grad_w, grad_b, skip_zeros, row_loss, row_hit, row_finite, bounds,
+                             col_start, csc_rows, csc_values, touched, touched_list, n_touched,
+                             new_weights_finite)
             deltas_finite = yes
             for s in range(rows):
                 loss += row_loss[s]
@@ -133,11 +134,13 @@ def train_steps(forward_fn, deltas_fn, learn_fn, row_update_fn, rows_threaded_fn
                 skip_zeros = skip_zeros and now_finite
                 continue
             last_tile = lo + rows == m
-            learn_threaded_fn(learn_fn, n_blocks, rows, start + lo, last_tile, n_layers,
-                              weights, biases, indptr, indices, values, xb, order, acts, deltas,
-                              grad_w, grad_b, step, bounds, col_start, csc_rows, csc_values,
-                              touched, touched_list, n_touched, sparse_first and deltas_finite,
-                              new_weights_finite)
+            sparse_gradient = sparse_first and deltas_finite
+            step_threaded_fn(forward_fn, deltas_fn, learn_fn, yes, n_blocks, rows, start + lo,
+                             last_tile, n_layers, weights, biases, x, indptr, indices, values, xb,
+                             y, order, hidden, output, scale, step, zs, acts, deltas, grad_w,
+                             grad_b, sparse_gradient, row_loss, row_hit,
+                             row_finite, bounds, col_start, csc_rows, csc_values, touched,
+                             touched_list, n_touched, new_weights_finite)
             if last_tile:
                 for t in range(n_blocks):
                     skip_zeros = skip_zeros and new_weights_finite[t] == 1
@@ -153,10 +156,10 @@ def train_steps(forward_fn, deltas_fn, learn_fn, row_update_fn, rows_threaded_fn
 
 #: The engine's units, as `engine_units` returns them.
 Units = namedtuple("Units", "forward_block deltas_block learn_block gradient_update_row "
-                            "rows_threaded learn_threaded")
+                            "step_threaded")
 
 _DISPATCHERS = Units(forward_block, deltas_block, learn_block, gradient_update_row,
-                     rows_threaded, learn_threaded)
+                     step_threaded)
 
 
 def unit_types(dtype, slots):
@@ -181,11 +184,10 @@ def unit_types(dtype, slots):
                  "learn_block": (learn, types.none),
                  "gradient_update_row": (row_update, types.boolean)}
     fn = {name: types.FunctionType(ret(*args)) for name, (args, ret) in phase_fns.items()}
-    rows = (fn["forward_block"], fn["deltas_block"], i8, i8, i8, i8, mats, vecs, mat, i8s, i4s,
-            vec, mat, mat, i8s, i8, i8, f, mats, mats, mats, b1, vec, i8s, u8s)
-    learn_threaded_args = (fn["learn_block"],) + learn[1:]
-    return Units(**phase_fns, rows_threaded=(rows, types.none),
-                 learn_threaded=(learn_threaded_args, types.none))
+    step = (fn["forward_block"], fn["deltas_block"], fn["learn_block"], b1, i8, i8, i8, b1, i8,
+            mats, vecs, mat, i8s, i4s, vec, mat, mat, i8s, i8, i8, f, f, mats, mats, mats, mats,
+            vecs, b1, vec, i8s, u8s, i8s, i8s, i4s, vec, u8s, i8s, i8s, u8s)
+    return Units(**phase_fns, step_threaded=(step, types.none))
 
 
 @functools.lru_cache(maxsize=None)

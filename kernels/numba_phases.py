@@ -59,21 +59,19 @@ def forward_block(lo, hi, tile_rows, start, n_layers, weights, biases, x, indptr
     holds the probabilities.
     """
     last = n_layers - 1
-    if skip_zeros:
-        for r in range(lo, hi):
-            row = order[start + r]
-            sparse_affine_row(indices, values, indptr[row], indptr[row + 1],
-                              weights[0], biases[0], zs[0][r])
-    else:
-        for r in range(lo, hi):
-            xb[r, :] = x[order[start + r]]
-        matmul(xb, weights[0], zs[0], lo, hi, uses_blas(tile_rows, weights[0]))
-        add_bias(zs[0], biases[0], lo, hi)
-    for r in range(lo, hi):
-        activate_row(output if last == 0 else hidden, zs[0][r], acts[0][r])
-    for i in range(1, n_layers):
-        matmul(acts[i - 1], weights[i], zs[i], lo, hi, uses_blas(tile_rows, weights[i]))
-        add_bias(zs[i], biases[i], lo, hi)
+    for i in range(n_layers):  # each helper called from one place: inlined once
+        if i == 0 and skip_zeros:
+            for r in range(lo, hi):
+                row = order[start + r]
+                sparse_affine_row(indices, values, indptr[row], indptr[row + 1],
+                                  weights[0], biases[0], zs[0][r])
+        else:
+            if i == 0:
+                for r in range(lo, hi):
+                    xb[r, :] = x[order[start + r]]
+            a = xb if i == 0 else acts[i - 1]
+            matmul(a, weights[i], zs[i], lo, hi, uses_blas(tile_rows, weights[i]))
+            add_bias(zs[i], biases[i], lo, hi)
         code = output if i == last else hidden
         for r in range(lo, hi):
             activate_row(code, zs[i][r], acts[i][r])

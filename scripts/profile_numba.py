@@ -38,7 +38,7 @@ from kernels.numba_engine import engine_units
 @numba.njit(parallel=True, nogil=True)
 def _forward(forward_fn, n_blocks, rows, start, n_layers, weights, biases, x, indptr, indices,
              values, xb, order, hidden, output, zs, acts, skip_zeros):
-    """Phase 1's forward pass alone, split over threads as `rows_threaded` splits it."""
+    """Phase 1's forward pass alone, split over threads as `step_threaded` splits it."""
     for t in numba.prange(n_blocks):
         t = np.int64(t)
         forward_fn(rows * t // n_blocks, rows * (t + 1) // n_blocks, rows, start, n_layers,
@@ -121,15 +121,18 @@ def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden
             _forward(units.forward_block, n_blocks, count, start, n_layers, w, b, x, indptr,
                      indices, values, ws.x, order, hidden, SOFTMAX, zs, acts, sparse)
             return
-        _call(units.rows_threaded, units.forward_block, units.deltas_block, n_blocks, count,
-              start, n_layers, w, b, x, indptr, indices, values, ws.x, y, order, hidden,
-              SOFTMAX, scale, zs, acts, deltas, sparse, row_loss, row_hit, row_finite)
+        _call(units.step_threaded, units.forward_block, units.deltas_block, units.learn_block,
+              False, n_blocks, count, start, False, n_layers, w, b, x, indptr, indices, values,
+              ws.x, y, order, hidden, SOFTMAX, scale, lr, zs, acts, deltas, grad_w, grad_b,
+              sparse, row_loss, row_hit, row_finite, bounds, col_start, csc_rows, csc_values,
+              touched, touched_list, n_touched, finite)
 
     def learn(start, count, update):
-        _call(units.learn_threaded, units.learn_block, n_blocks, count, start, update, n_layers,
-              w, b, indptr, indices, values, ws.x, order, acts, deltas, grad_w, grad_b, lr,
-              bounds, col_start, csc_rows, csc_values, touched, touched_list, n_touched, sparse,
-              finite)
+        _call(units.step_threaded, units.forward_block, units.deltas_block, units.learn_block,
+              True, n_blocks, count, start, update, n_layers, w, b, x, indptr, indices, values,
+              ws.x, y, order, hidden, SOFTMAX, scale, lr, zs, acts, deltas, grad_w, grad_b,
+              sparse, row_loss, row_hit, row_finite, bounds, col_start, csc_rows, csc_values,
+              touched, touched_list, n_touched, finite)
 
     def timed(call, *arguments):
         started = time.perf_counter()
