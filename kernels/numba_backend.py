@@ -42,7 +42,8 @@ from .numba_affine import affine_backward_input, affine_backward_params, affine_
 from .numba_elementwise import (count_correct, output_delta, relu, relu_backward, sgd_update,
                                 sigmoid, sigmoid_backward, sigmoid_cross_entropy, softmax,
                                 softmax_cross_entropy)
-from .numba_engine import Units, engine_unit, engine_units, forward_threaded, train_steps
+from .numba_engine import (Units, engine_unit, engine_units, forward_threaded,
+                           forward_threaded_types, train_steps, train_steps_types)
 from .numba_inputs import check_prepared, prepare_inputs
 from .numba_phases import backward_block, gradient_block
 
@@ -85,6 +86,7 @@ def _check_layers(weights, biases, dtype):
             got = getattr(arr, "dtype", type(arr).__name__)
             raise ValueError(f"numba backend: parameters must be C-contiguous {dtype} arrays "
                              f"(got {got})")
+
     return len(weights)
 
 
@@ -158,8 +160,24 @@ def _column_scratch(rows, n_in, n_blocks, dtype):
             np.empty(rows * n_in, dtype))
 
 
+def _check_writeable(arrays):
+    """Raise ValueError if an array the engine writes to is read-only."""
+    if not all(arr.flags.writeable for arr in arrays):
+        raise ValueError("numba backend: parameters to update and output buffers must be "
+                         "writeable (got a read-only array): pass a copy")
+
+
+def _writeable(a):
+    """``a``, or a copy of it when it is read-only (a memory-mapped file, say).
+
+    The compiled units take writeable arrays only: their signatures are fixed
+    before they are compiled (see ``numba_engine.unit_types``).
+    """
+    return a if a.flags.writeable else a.copy()
+
+
 def _prepared(x, dtype=None) -> PreparedInputs:
-    inputs = prepare_inputs(x)
+    inputs = PreparedInputs(*map(_writeable, prepare_inputs(x)))
     check_prepared(inputs)
     if dtype is not None and inputs.x.dtype != dtype:
         raise ValueError(f"numba backend: inputs must have the parameters' dtype {dtype}, "
@@ -179,8 +197,10 @@ def forward(weights, biases, x, hidden, output, zs, activations):
     """
     inputs = _prepared(x)
     x = inputs.x
+    weights, biases = tuple(map(_writeable, weights)), tuple(map(_writeable, biases))
     n_layers = _check_layers(weights, biases, x.dtype)
     _check_layers(zs, activations, x.dtype)
+    _check_writeable(tuple(zs) + tuple(activations))
     n = x.shape[0]
     _check_forward_buffers(weights, x, zs, activations)
     skip_zeros = _sparse_first(weights) and all(np.isfinite(w).all() for w in weights)
@@ -286,7 +306,13 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
     x = inputs.x
     n_layers = _check_layers(weights, biases, x.dtype)
     order, batch_size = check_epoch_args(weights, biases, x, y, order, batch_size, ws)
-    y = np.ascontiguousarray(y)
+    y = _writeable(np.ascontiguousarray(y))
+    order = _writeable(order)
+    buffers = (*ws.z, *ws.a, *ws.delta, *ws.grad_w, *ws.grad_b, ws.x)
+    if not all(buffer.flags.c_contiguous for buffer in buffers):
+        raise ValueError("numba backend: workspace buffers must be C-contiguous: allocate "
+                         "them with allocate_workspace")
+    _check_writeable(tuple(weights) + tuple(biases) + buffers)
     rows = max(1, min(batch_size, order.shape[0]))
     n_blocks = _blocks_for(rows)
     n_in = x.shape[1]
@@ -336,37 +362,60 @@ def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
     meanwhile. Calling it again in the same process is free.
     """
     dtype = np.dtype(dtype)
-    key = dtype.name
+    ready = _ready if training else _ready_forward
     compiled_before, loaded_before = compile_stats()
     t0 = time.perf_counter()
-    if not training and key not in _ready_forward:
-        _run_tiny_forward(dtype)
-        _ready_forward.add(key)
-    if training and key not in _ready:
+    if dtype.name not in ready:
+        here, elsewhere = _TRAINING_PARTS if training else _FORWARD_PARTS
         helper = None
-        if not is_cached(train_steps) and _usable_cpus() > 1:
-            helper = _compile_elsewhere(dtype, ELSEWHERE_UNITS)
+        if not is_cached(train_steps if training else forward_threaded) and _usable_cpus() > 1:
+            helper = _compile_elsewhere(dtype, elsewhere)
         try:
-            if helper is None:
-                _compile_units(dtype, ELSEWHERE_UNITS)
-            _compile_units(dtype, [name for name in Units._fields if name not in ELSEWHERE_UNITS])
+            compile_parts(dtype, here if helper else here + elsewhere)
             if helper is not None:
                 helper.wait()
         finally:
             if helper is not None and helper.poll() is None:  # interrupted: stop it too
                 helper.kill()
                 helper.wait()
-        _run_tiny_epoch(dtype, PARALLEL_MIN_BATCH)
-        _ready.add(key)
-        _ready_forward.add(key)
+        # Runs on a tiny network: loads what the helper compiled, and
+        # compiles anything the parts above missed.
+        if training:
+            _run_tiny_epoch(dtype, PARALLEL_MIN_BATCH)
+            _ready.add(dtype.name)
+        else:
+            _run_tiny_forward(dtype)
+        _ready_forward.add(dtype.name)
     seconds = time.perf_counter() - t0
     compiled_after, loaded_after = compile_stats()
     return WarmupInfo(seconds, compiled_after - compiled_before, loaded_after - loaded_before)
 
 
-#: The units a second process compiles while this one compiles the rest and
-#: the loop (see `warmup`): about half of the work each, measured.
-ELSEWHERE_UNITS = ("forward_block",)
+#: What a cold `warmup` compiles, split in two halves of about equal cost
+#: (measured per part, in seconds of CPU on AMD EPYC Zen 3, float32: forward
+#: 6.6, deltas 3.4, learn 5.4, the batch-1 update 1.0, the threaded region
+#: 2.0, the forward driver 1.8, the epoch loop 2.5, the inputs 0.6): this
+#: process compiles the first, a second process the other.
+_TRAINING_PARTS = (("learn_block", "step_threaded", "forward_threaded", "train_steps",
+                    "prepare_inputs"),
+                   ("forward_block", "deltas_block", "gradient_update_row"))
+_FORWARD_PARTS = (("forward_threaded", "prepare_inputs"), ("forward_block",))
+
+
+def compile_parts(dtype, parts):
+    """Compile (or load) ``parts`` for ``dtype``: engine units and drivers, by name."""
+    dtype = np.dtype(dtype)
+    for part in parts:
+        if part in Units._fields:
+            engine_unit(part, dtype.name, LAYER_SLOTS)
+        elif part == "forward_threaded":
+            forward_threaded.compile(forward_threaded_types(dtype.name, LAYER_SLOTS))
+        elif part == "train_steps":
+            train_steps.compile(train_steps_types(dtype.name, LAYER_SLOTS))
+        elif part == "prepare_inputs":
+            prepare_inputs(np.zeros((1, 1), dtype))
+        else:
+            raise ValueError(f"no compiled part named {part!r}")
 
 
 def _usable_cpus() -> int:
@@ -376,14 +425,8 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _compile_units(dtype, names):
-    """Compile (or load) the engine units ``names`` for ``dtype`` and the usual layer slots."""
-    for name in names:
-        engine_unit(name, np.dtype(dtype).name, LAYER_SLOTS)
-
-
-def _compile_elsewhere(dtype, names):
-    """Start a process that compiles (or loads) units ``names`` of ``dtype``; or None.
+def _compile_elsewhere(dtype, parts):
+    """Start a process that compiles (or loads) ``parts`` for ``dtype``; or None.
 
     It writes to the same disk cache, from which this process then loads them.
     """
@@ -391,7 +434,7 @@ def _compile_elsewhere(dtype, names):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [package_parent] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     code = ("import numpy as np; from kernels import numba_backend as nb; "
-            f"nb._compile_units(np.dtype('{dtype.name}'), {list(names)!r})")
+            f"nb.compile_parts(np.dtype('{dtype.name}'), {list(parts)!r})")
     try:
         return subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

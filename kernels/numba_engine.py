@@ -152,7 +152,7 @@ def train_steps(forward_fn, deltas_fn, learn_fn, row_update_fn, step_threaded_fn
     return loss_sum, n_correct, n_steps
 
 
-# --- the units: their signatures, compiled on demand ----------------------------------------
+# --- signatures, and the units compiled on demand -------------------------------------------
 
 #: The engine's units, as `engine_units` returns them.
 Units = namedtuple("Units", "forward_block deltas_block learn_block gradient_update_row "
@@ -162,32 +162,65 @@ _DISPATCHERS = Units(forward_block, deltas_block, learn_block, gradient_update_r
                      step_threaded)
 
 
-def unit_types(dtype, slots):
+def unit_types(dtype, slots) -> Units:
     """Each unit's ``(argument types, return type)``, for arrays of ``dtype``.
 
-    ``slots`` is the length of the per-layer tuples. The callers pass exactly
-    these types: the arrays C-contiguous, the CSR columns int32, the rest of
-    the integers int64.
+    ``slots`` is the length of the per-layer tuples. Callers pass exactly
+    these types: writeable C-contiguous arrays, the CSR columns int32, the
+    other integers int64.
     """
+    t = _types(dtype, slots)
+    forward = (t.i8, t.i8, t.i8, t.i8, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec, t.mat,
+               t.i8s, t.i8, t.i8, t.mats, t.mats, t.b1)
+    deltas = (t.i8, t.i8, t.i8, t.i8, t.i8, t.mats, t.mat, t.i8s, t.i8, t.i8, t.f, t.mats,
+              t.mats, t.mats, t.vec, t.i8s, t.u8s)
+    learn = (t.i8, t.i8, t.i8, t.i8, t.b1, t.i8, t.mats, t.vecs, t.i8s, t.i4s, t.vec, t.mat,
+             t.i8s, t.mats, t.mats, t.mats, t.vecs, t.f, t.i8s, t.i8s, t.i4s, t.vec, t.u8s,
+             t.i8s, t.i8s, t.b1, t.u8s)
+    row_update = (t.i8, t.mats, t.vecs, t.mats, t.mats, t.f, t.vec, t.i4s, t.vec, t.i8, t.i8,
+                  t.b1)
+    phases = {"forward_block": (forward, types.none), "deltas_block": (deltas, types.none),
+              "learn_block": (learn, types.none),
+              "gradient_update_row": (row_update, types.boolean)}
+    fn = {name: _function_type(*unit) for name, unit in phases.items()}
+    step = (fn["forward_block"], fn["deltas_block"], fn["learn_block"], t.b1, t.i8, t.i8, t.i8,
+            t.b1, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec, t.mat, t.mat, t.i8s, t.i8,
+            t.i8, t.f, t.f, t.mats, t.mats, t.mats, t.mats, t.vecs, t.b1, t.vec, t.i8s, t.u8s,
+            t.i8s, t.i8s, t.i4s, t.vec, t.u8s, t.i8s, t.i8s, t.u8s)
+    return Units(**phases, step_threaded=(step, types.none))
+
+
+def forward_threaded_types(dtype, slots) -> tuple:
+    """The argument types `forward_threaded` is called with from Python."""
+    t = _types(dtype, slots)
+    forward = _function_type(*unit_types(dtype, slots).forward_block)
+    return (forward, t.i8, t.i8, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec, t.i8s, t.i8,
+            t.i8, t.mats, t.mats, t.b1)
+
+
+def train_steps_types(dtype, slots) -> tuple:
+    """The argument types `train_steps` is called with from Python (lr as a Python float)."""
+    t = _types(dtype, slots)
+    units = tuple(_function_type(*unit) for unit in unit_types(dtype, slots))
+    return units + (t.i8, t.b1, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec, t.mat, t.mat,
+                    t.i8s, t.i8, types.float64, t.i8, t.i8, t.mats, t.mats, t.mats, t.mats,
+                    t.vecs, t.i8s, t.vec, t.i8s, t.u8s, t.i8s, t.i4s, t.vec, t.u8s, t.i8s, t.i8s,
+                    t.u8s)
+
+
+_Types = namedtuple("_Types", "f mat vec mats vecs i8 b1 i8s i4s u8s")
+
+
+def _types(dtype, slots) -> _Types:
     f = numba.from_dtype(np.dtype(dtype))
     mat, vec = f[:, ::1], f[::1]
-    mats, vecs = types.UniTuple(mat, slots), types.UniTuple(vec, slots)
-    i8, b1, i8s, i4s, u8s = types.int64, types.boolean, types.int64[::1], types.int32[::1], \
-        types.uint8[::1]
-    forward = (i8, i8, i8, i8, i8, mats, vecs, mat, i8s, i4s, vec, mat, i8s, i8, i8, mats, mats,
-               b1)
-    deltas = (i8, i8, i8, i8, i8, mats, mat, i8s, i8, i8, f, mats, mats, mats, vec, i8s, u8s)
-    learn = (i8, i8, i8, i8, b1, i8, mats, vecs, i8s, i4s, vec, mat, i8s, mats, mats, mats, vecs,
-             f, i8s, i8s, i4s, vec, u8s, i8s, i8s, b1, u8s)
-    row_update = (i8, mats, vecs, mats, mats, f, vec, i4s, vec, i8, i8, b1)
-    phase_fns = {"forward_block": (forward, types.none), "deltas_block": (deltas, types.none),
-                 "learn_block": (learn, types.none),
-                 "gradient_update_row": (row_update, types.boolean)}
-    fn = {name: types.FunctionType(ret(*args)) for name, (args, ret) in phase_fns.items()}
-    step = (fn["forward_block"], fn["deltas_block"], fn["learn_block"], b1, i8, i8, i8, b1, i8,
-            mats, vecs, mat, i8s, i4s, vec, mat, mat, i8s, i8, i8, f, f, mats, mats, mats, mats,
-            vecs, b1, vec, i8s, u8s, i8s, i8s, i4s, vec, u8s, i8s, i8s, u8s)
-    return Units(**phase_fns, step_threaded=(step, types.none))
+    return _Types(f, mat, vec, types.UniTuple(mat, slots), types.UniTuple(vec, slots),
+                  types.int64, types.boolean, types.int64[::1], types.int32[::1],
+                  types.uint8[::1])
+
+
+def _function_type(argument_types, return_type):
+    return types.FunctionType(return_type(*argument_types))
 
 
 @functools.lru_cache(maxsize=None)
@@ -201,3 +234,4 @@ def engine_units(dtype, slots) -> Units:
     """All units for ``dtype`` and ``slots``-long layer tuples, compiled on first use."""
     name = np.dtype(dtype).name
     return Units(*(engine_unit(unit, name, slots) for unit in Units._fields))
+

@@ -83,3 +83,40 @@ def test_numba_forward_refuses_buffers_of_the_wrong_shape():
     with pytest.raises(ValueError, match="layer 1 buffers must have shape \\(8, 3\\)"):
         kernels.get_backend("numba").forward(call["weights"], call["biases"], call["x"],
                                              RELU, SOFTMAX, zs, acts)
+
+
+def read_only(array):
+    array = array.copy()
+    array.flags.writeable = False
+    return array
+
+
+def test_numba_trains_on_read_only_inputs_as_on_writeable_ones():
+    """Inputs read from a read-only source (a memory-mapped file) train the same."""
+    numba_backend = kernels.get_backend("numba")
+    plain, frozen = problem(), problem()
+    frozen.update(x=read_only(frozen["x"]), y=read_only(frozen["y"]),
+                  order=read_only(frozen["order"]))
+    assert numba_backend.train_epoch(**frozen) == numba_backend.train_epoch(**plain)
+    for w, v in zip(frozen["weights"], plain["weights"]):
+        np.testing.assert_array_equal(w, v)
+
+
+def test_numba_refuses_read_only_parameters_to_update():
+    call = problem()
+    call["weights"] = (read_only(call["weights"][0]), call["weights"][1])
+    with pytest.raises(ValueError, match="must be writeable .* pass a copy"):
+        kernels.get_backend("numba").train_epoch(**call)
+
+
+def test_numba_forward_takes_read_only_weights():
+    call = problem()
+    frozen = tuple(read_only(w) for w in call["weights"])
+    outputs = []
+    for weights in (call["weights"], frozen):
+        zs = [np.zeros((8, 4)), np.zeros((8, 3))]
+        acts = [z.copy() for z in zs]
+        kernels.get_backend("numba").forward(weights, call["biases"], call["x"], RELU, SOFTMAX,
+                                             zs, acts)
+        outputs.append(acts[-1])
+    np.testing.assert_array_equal(outputs[0], outputs[1])
