@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import kernels
@@ -57,3 +58,22 @@ def prepare_backend(backend: str, dtype: str, batch_size: int, *, threads: int |
         note(f"compiled {done.compiled} kernel signatures in {done.seconds:.1f}s "
              "(cached for later runs)")
     return done.seconds
+
+
+def inference_backend(requested: str | None, note=lambda message: None) -> str:
+    """The backend to evaluate or predict with: ``requested``, else the default backend.
+
+    Except that when no backend was asked for (by option or
+    ``$FASTNN_BACKEND``) and the numba forward pass is not compiled on this
+    machine yet, it is not worth compiling for this: the NumPy backend scores
+    the whole test set in milliseconds, against seconds of compiling, and
+    gives the same results to float precision. ``note`` is told so.
+    """
+    if requested is not None or os.environ.get(kernels.BACKEND_ENV_VAR, "").strip():
+        return requested or kernels.default_backend()
+    backend = kernels.default_backend()
+    if backend == "numba" and not kernels.get_backend("numba").is_cached(training=False):
+        note("the numba forward pass is not compiled on this machine yet: using the numpy "
+             "backend (the same results; a first 'fastnn train' or 'fastnn compile' compiles it)")
+        return "numpy"
+    return backend

@@ -35,7 +35,8 @@ import numba
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from ._jit import compile_stats, is_cached, jit
+from ._jit import compile_stats, jit
+from ._jit import is_cached as _is_cached
 from .common import (RELU, SIGMOID, SOFTMAX, PreparedInputs, WarmupInfo, Workspace,
                      allocate_workspace, check_epoch_args)
 from .numba_affine import affine_backward_input, affine_backward_params, affine_forward
@@ -43,9 +44,9 @@ from .numba_elementwise import (count_correct, output_delta, relu, relu_backward
                                 sigmoid, sigmoid_backward, sigmoid_cross_entropy, softmax,
                                 softmax_cross_entropy)
 from .numba_engine import (Units, engine_unit, engine_units, forward_threaded,
-                           forward_threaded_types, train_steps, train_steps_types)
+                           forward_threaded_types, step_threaded, train_steps, train_steps_types)
 from .numba_inputs import check_prepared, prepare_inputs
-from .numba_phases import backward_block, gradient_block
+from .numba_phases import backward_block, forward_block, gradient_block
 
 NAME = "numba"
 
@@ -54,7 +55,7 @@ __all__ = [
     "sigmoid_backward", "relu", "relu_backward", "softmax", "softmax_cross_entropy",
     "sigmoid_cross_entropy", "output_delta", "count_correct", "sgd_update", "forward",
     "backward_deltas", "parameter_gradients", "prepare_inputs", "train_epoch", "warmup",
-    "compile_all", "is_compiled",
+    "compile_all", "is_compiled", "is_cached",
 ]
 
 #: Smallest batch whose steps are split over threads. Measured on 2 cores: from
@@ -349,6 +350,16 @@ def is_compiled(dtype=np.float32, batch_size=64, *, training=True) -> bool:
     return np.dtype(dtype).name in (_ready if training else _ready_forward)
 
 
+def is_cached(*, training=True) -> bool:
+    """Whether the disk cache holds compiled code of the training loop (or the forward pass).
+
+    A quick look for the cache's index files, for any dtype, without loading
+    anything: `warmup` may still have a dtype or a CPU of its own to compile.
+    """
+    needed = (train_steps, step_threaded) if training else (forward_threaded, forward_block)
+    return all(_is_cached(dispatcher) for dispatcher in needed)
+
+
 def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
     """Compile, or load from the disk cache, what a training run of ``dtype`` needs.
 
@@ -368,7 +379,7 @@ def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
     if dtype.name not in ready:
         here, elsewhere = _TRAINING_PARTS if training else _FORWARD_PARTS
         helper = None
-        if not is_cached(train_steps if training else forward_threaded) and _usable_cpus() > 1:
+        if not is_cached(training=training) and _usable_cpus() > 1:
             helper = _compile_elsewhere(dtype, elsewhere)
         try:
             compile_parts(dtype, here if helper else here + elsewhere)

@@ -9,6 +9,7 @@ with row counts that include a single row and sizes that are not multiples
 of the SIMD width.
 """
 
+import inspect
 import zlib
 
 import numba
@@ -586,3 +587,14 @@ def test_warmup_reports_compile_work(compiled):
     assert comp.is_compiled()
     again = comp.warmup()
     assert (again.compiled, again.loaded) == (0, 0)  # everything is in memory now
+
+
+def test_the_backends_are_twins():
+    """Every public name of the Numba backend exists in the reference, taking the same parameters."""
+    for name in comp.__all__:
+        if name == "NAME":
+            continue
+        twin = getattr(ref, name, None)
+        assert twin is not None, f"numpy_backend has no {name}"
+        assert (inspect.signature(getattr(comp, name)).parameters
+                == inspect.signature(twin).parameters), name

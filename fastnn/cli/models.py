@@ -8,7 +8,7 @@ import json
 import kernels
 
 from .. import images, metrics
-from ..backend_setup import prepare_backend
+from ..backend_setup import inference_backend, prepare_backend
 from ..evaluation import check_mnist_model, evaluate
 from ..modelio import load_model
 from .options import (add_backend_option, add_data_options, load_data, note,
@@ -22,7 +22,7 @@ def add_parsers(commands) -> None:
                     "confusion matrix (rows: true digit, columns: predicted digit).")
     evaluate.add_argument("model", metavar="MODEL", help="model file written by 'train --save'")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    add_backend_option(evaluate)
+    add_backend_option(evaluate, inference=True)
     add_data_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
@@ -45,13 +45,14 @@ def add_parsers(commands) -> None:
                          help="take 28x28 inputs as already MNIST-formatted (light digit on "
                               "black, centred): only scale the values to 0-1")
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
-    add_backend_option(predict)
+    add_backend_option(predict, inference=True)
     predict.set_defaults(handler=cmd_predict)
 
 
 def _prepare_forward(args: argparse.Namespace, net) -> None:
-    """Compile (or load) the forward pass now, with a word if that takes a while."""
-    prepare_backend(args.backend or kernels.default_backend(), net.dtype.name, 1,
+    """Choose the backend (`inference_backend`) and compile or load its forward pass."""
+    args.backend = inference_backend(args.backend, note=lambda message: note(args, message))
+    prepare_backend(args.backend, net.dtype.name, 1,
                     note=lambda message: note(args, message), training=False)
 
 

@@ -133,9 +133,14 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
                        help="never download; use only local files")
 
 
-def add_backend_option(parser) -> None:
+def add_backend_option(parser, inference: bool = False) -> None:
+    """``--backend``; for evaluating and predicting (``inference``) the default says more."""
+    default = f"${kernels.BACKEND_ENV_VAR}, else numba"
+    if inference:
+        default += (", or numpy while numba's forward pass is not compiled on this machine "
+                    "(the same results, without seconds of compiling)")
     parser.add_argument("--backend", choices=tuple(kernels.BACKENDS), default=None,
-                        help=f"kernel backend (default: ${kernels.BACKEND_ENV_VAR}, else numba)")
+                        help=f"kernel backend (default: {default})")
 
 # --- helpers of the commands -------------------------------------------------------------
 
