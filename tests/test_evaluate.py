@@ -92,3 +92,31 @@ def test_evaluate_on_full_mnist_when_it_is_missing_fails_with_one_line(models, t
                             env={k: v for k, v in os.environ.items()
                                  if k != "FASTNN_DATA_DIR"})
     assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
+def test_on_a_machine_without_compiled_kernels_it_evaluates_with_numpy_and_says_so(
+        models, tmp_path):
+    """Scoring takes milliseconds; compiling the numba forward pass would take seconds."""
+    net, path, task = models["digits"]
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "empty-cache"))
+    env.pop("FASTNN_BACKEND", None)
+    result = subprocess.run([sys.executable, "-m", "fastnn", "evaluate", str(path), "--data",
+                             "sample", "--json"], capture_output=True, text=True, timeout=300,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    assert "using the numpy backend" in result.stderr
+    expected = np.mean(net.predict(task.x_test, "numpy") == task.labels_test)
+    assert json.loads(result.stdout)["accuracy"] == pytest.approx(expected)
+    assert not any((tmp_path / "empty-cache").rglob("*.nbi"))  # nothing was compiled
+
+
+def test_a_backend_asked_for_is_the_backend_used(monkeypatch):
+    from fastnn.backend_setup import inference_backend
+    import kernels
+
+    monkeypatch.setattr(kernels.get_backend("numba"), "is_cached", lambda training=True: False)
+    monkeypatch.delenv("FASTNN_BACKEND", raising=False)
+    assert inference_backend("numba") == "numba"
+    assert inference_backend(None) == "numpy"
+    monkeypatch.setenv("FASTNN_BACKEND", "numba")
+    assert inference_backend(None) == "numba"
