@@ -130,18 +130,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     plan = WorkerPlan(study, settings, trials,
                       deadline=time.time() + args.timeout if args.timeout is not None else None,
                       quiet=args.quiet, seed=args.seed)
-    note(args, f"sweep: study {args.study!r} in {args.storage}, up to {trials} finished trials; "
-               f"{args.jobs} worker{'s' if args.jobs > 1 else ''} x {threads} "
-               f"thread{'s' if threads > 1 else ''} per trial on {cores} cores; "
-               f"{args.sampler} sampler, {args.pruner} pruner; {space.text()}")
+    banner = (f"study {args.study!r} in {args.storage}, up to {trials} finished trials; "
+              f"{args.jobs} worker{'s' if args.jobs > 1 else ''} x {threads} "
+              f"thread{'s' if threads > 1 else ''} per trial on {cores} cores; "
+              f"{args.sampler} sampler, {args.pruner} pruner; {space.text()}")
     try:
-        outcome = run_sweep(plan, args.jobs, lambda message: note(args, f"sweep: {message}"))
+        outcome = run_sweep(plan, args.jobs, lambda message: note(args, f"sweep: {message}"),
+                            banner)
     except StudyMismatch as err:
         raise UsageError(str(err)) from None
     except StudyError as err:
         raise Failure(str(err)) from None
 
-    shown = {"backend": args.backend, "data_dir": args.data_dir}
+    shown = {"backend": args.backend, "threads": threads, "data_dir": args.data_dir}
     if args.json:
         print(json.dumps(study_json(outcome.study, args.storage, shown), indent=2))
     else:

@@ -83,6 +83,8 @@ def train_command(trial, study, settings: dict) -> str:
                   else value_text(value)]
     if settings.get("backend"):
         words += ["--backend", settings["backend"]]
+    if settings.get("threads"):  # the same threads: the same order of floating-point sums
+        words += ["--threads", str(settings["threads"])]
     if settings.get("data_dir"):
         words += ["--data-dir", str(settings["data_dir"])]
     return shlex.join(words)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..config import ConfigError
 from .study import StudyError, count, fail_orphans, open_study
-from .worker import StopFlag, SweepStopped, WorkerPlan, work, worker_main
+from .worker import StopFlag, WorkerPlan, worker_main
 
 
 @dataclass
@@ -59,16 +59,21 @@ class _Signals:
             signal.signal(signum, handler)
 
 
-def run_sweep(plan: WorkerPlan, jobs: int, note=lambda message: None) -> SweepOutcome:
-    """Run ``plan`` with ``jobs`` workers (1: in this process; more: worker processes).
+def run_sweep(plan: WorkerPlan, jobs: int, note=lambda message: None,
+              banner: str | None = None) -> SweepOutcome:
+    """Run ``plan`` with ``jobs`` worker processes; ``banner`` is noted once the study is open.
 
-    Returns when the study has ``plan.trials`` finished trials, the deadline
-    has passed, or a signal stopped it (``outcome.signal``; the trials then
-    running are marked failed, so a rerun continues the study). Raises
-    `ConfigError` for settings a trial cannot run with, `StudyError`, and
-    `fastnn.sweep.study.StudyMismatch`.
+    Trials always run in worker processes, even with ``jobs == 1``: a worker
+    whose parent is killed (even by SIGKILL) notices within a second and marks
+    its trial failed, so no trial stays "running" for ever. Returns when the
+    study has ``plan.trials`` finished trials, the deadline has passed, or a
+    signal stopped it (``outcome.signal``; the trials then running are marked
+    failed, so a rerun continues the study). Raises `ConfigError` for settings
+    a trial cannot run with, `StudyError`, and `fastnn.sweep.study.StudyMismatch`.
     """
     study = open_study(plan.study, create=True)
+    if banner:
+        note(banner)
     outcome = SweepOutcome(study, orphans=fail_orphans(study))
     if outcome.orphans:
         note(f"marked failed the running trials of processes that are gone: "
@@ -78,16 +83,7 @@ def run_sweep(plan: WorkerPlan, jobs: int, note=lambda message: None) -> SweepOu
         note(f"study {plan.study.name!r} already has {counts['finished']} finished trials "
              f"(--trials {plan.trials}); nothing to run")
         return outcome
-    if jobs == 1:
-        stop = StopFlag()
-        with _Signals(stop) as signals:
-            try:
-                outcome.finished = work(plan, threading.Lock(), stop)
-            except SweepStopped:
-                pass
-        outcome.signal = signals.signum
-    else:
-        _run_processes(plan, jobs, outcome)
+    _run_processes(plan, jobs, outcome)
     outcome.orphans += fail_orphans(study)
     return outcome
 

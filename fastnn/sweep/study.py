@@ -13,6 +13,7 @@ user attributes); `open_study` refuses to continue a study with others.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import socket
@@ -29,6 +30,8 @@ PRUNERS = ("median", "halving", "none")
 #: An RDB trial whose process has not beaten its heart for this long is failed.
 HEARTBEAT_SECONDS = 30
 GRACE_SECONDS = 120
+#: A running trial that no process has marked as its own for this long is failed.
+OWNERLESS_SECONDS = 60
 #: Study user attributes holding what the study searches.
 SPACE_ATTR, FIXED_ATTR = "fastnn_space", "fastnn_fixed"
 
@@ -70,8 +73,10 @@ def open_storage(storage: str):
     opt = optuna()
     try:
         if is_database_url(storage):
-            return opt.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
-                                           grace_period=GRACE_SECONDS)
+            with warnings.catch_warnings():  # the heartbeat is "experimental" since 2.9
+                warnings.simplefilter("ignore", opt.exceptions.ExperimentalWarning)
+                return opt.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
+                                               grace_period=GRACE_SECONDS)
         from optuna.storages.journal import JournalFileBackend
         return opt.storages.JournalStorage(JournalFileBackend(storage))
     except Exception as err:  # drivers, URLs and files fail in many ways; say which
@@ -184,6 +189,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _age(start: datetime.datetime) -> float:
+    """Seconds since ``start`` (Optuna's storages give aware or naive local times)."""
+    return (datetime.datetime.now(start.tzinfo) - start).total_seconds()
+
+
 def fail_orphans(study) -> list:
     """Mark failed the running trials of this machine whose process is gone (a sweep
     killed with SIGKILL, a crashed worker); return their numbers.
@@ -197,7 +207,11 @@ def fail_orphans(study) -> list:
     host, failed = socket.gethostname(), []
     for trial in study.get_trials(deepcopy=False, states=(opt.trial.TrialState.RUNNING,)):
         attrs = trial.user_attrs
-        if attrs.get("host") == host and isinstance(attrs.get("pid"), int) \
+        # A process marks its trial the moment it has it; one that died in between
+        # left a trial nobody owns, which is failed once it is clearly not new.
+        ownerless = "pid" not in attrs and trial.datetime_start is not None \
+            and _age(trial.datetime_start) > OWNERLESS_SECONDS
+        if ownerless or attrs.get("host") == host and isinstance(attrs.get("pid"), int) \
                 and not _alive(attrs["pid"]):
             study.tell(trial.number, state=opt.trial.TrialState.FAIL, skip_if_finished=True)
             failed.append(trial.number)
