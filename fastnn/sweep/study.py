@@ -47,7 +47,8 @@ class StudyMismatch(ValueError):
 def optuna():
     """The optuna module, or `fastnn.extras.MissingExtra` saying how to install it."""
     module = require("optuna", "sweep", "fastnn sweep")
-    module.logging.set_verbosity(module.logging.WARNING)
+    # Failed trials are reported by fastnn in one line, not by Optuna with a traceback.
+    module.logging.set_verbosity(module.logging.ERROR)
     return module
 
 
