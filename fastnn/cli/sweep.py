@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 
 from .. import mnist
@@ -23,15 +24,16 @@ def add_parsers(commands) -> None:
     sweep = commands.add_parser(
         "sweep", help="search hyperparameters with Optuna (needs fastnn[sweep])",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Train many networks, each one 'fastnn train' run (a trial), choosing "
-                    "their settings with Optuna to maximise the validation accuracy after "
-                    "the last epoch. Every epoch reports its validation accuracy, and the "
-                    "pruner stops trials that are doing worse than the others at the same "
-                    "epoch. The study lives in --storage, so a sweep that was interrupted, "
-                    "or run again with more --trials, continues where it stopped; several "
-                    "machines given the same --storage URL and --study share one study.\n\n"
-                    f"Default search space: {default_space}.\n"
-                    "Needs Optuna: pip install \"fastnn[sweep]\".",
+        description="\n\n".join(textwrap.fill(paragraph, 79) for paragraph in (
+            "Train many networks, each one 'fastnn train' run (a trial), choosing their "
+            "settings with Optuna to maximise the validation accuracy after the last epoch. "
+            "Every epoch reports its validation accuracy, and the pruner stops trials that "
+            "are doing worse than the others at the same epoch. The study lives in "
+            "--storage, so a sweep that was interrupted, or run again with more --trials, "
+            "continues where it stopped; several machines given the same --storage URL and "
+            "--study share one study.",
+            f"Default search space: {default_space}.",
+            'Needs Optuna: pip install "fastnn[sweep]".')),
         epilog="examples:\n"
                "  fastnn sweep --trials 30 --jobs 2\n"
                "  fastnn sweep -p lr=0.001..1 -p layers=128/256,128 -p epochs=5..15\n"

@@ -81,8 +81,9 @@ def train_command(trial, study, settings: dict) -> str:
             value = "all" if len(value) == 10 else ",".join(map(str, value))
         words += ["--" + name.replace("_", "-"), value_text(tuple(value)) if name == "layers"
                   else value_text(value)]
-    if settings.get("backend"):
-        words += ["--backend", settings["backend"]]
+    backend = trial.user_attrs.get("backend", settings.get("backend"))
+    if backend:
+        words += ["--backend", backend]
     if settings.get("threads"):  # the same threads: the same order of floating-point sums
         words += ["--threads", str(settings["threads"])]
     if settings.get("data_dir"):

@@ -110,6 +110,7 @@ def run_trial(trial, space: SearchSpace, plan: WorkerPlan, stop: StopFlag) -> fl
     trial.set_user_attr("seconds", time.perf_counter() - started)
     trial.set_user_attr("test_accuracy", result.test_accuracy)
     trial.set_user_attr("data", result.config.data)
+    trial.set_user_attr("backend", result.config.backend)
     trial.set_user_attr("epochs_run", len(result.history.epochs))
     return result.history.epochs[-1].val_accuracy
 
