@@ -297,3 +297,15 @@ def test_without_optuna_the_command_says_how_to_install_it(tmp_path):
     assert result.returncode == 1
     assert result.stderr == ('fastnn: error: fastnn sweep needs optuna, which is not installed: '
                              'pip install "fastnn[sweep]"\n')
+
+
+def test_a_setting_the_data_cannot_take_stops_the_sweep_with_one_line(tmp_path, capfd,
+                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit:
+        main(["sweep", *QUICK, "-p", "batch_size=20000", "--trials", "3", "-q"])
+    assert exit.value.code == 2
+    assert capfd.readouterr().err == ("fastnn: error: batch size 20000 must be between 1 and "
+                                      "the number of training rows (9000)\n")
+    trials = load(tmp_path).get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL]  # not left running
