@@ -196,7 +196,7 @@ def test_pruning_stops_the_trials_whose_learning_rate_cannot_work(tmp_path):
     pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned and all(t.params["lr"] == 0.00001 for t in pruned)
     assert all(len(t.intermediate_values) < 3 for t in pruned)  # stopped before the end
-    assert re.search(r"^trial +\d+ pruned +pruned after epoch \d", result.stderr, re.M)
+    assert re.search(r"^trial +\d+ pruned +after epoch \d", result.stderr, re.M)
     assert load(tmp_path).best_trial.params["lr"] == 0.3
 
 

@@ -26,8 +26,8 @@ def trial_line(number: int, state: str, value, params: dict, attrs: dict) -> str
     if state == "complete":
         test = attrs.get("test_accuracy")
         result = f"val {value:.2%}" + (f"  test {test:.2%}" if test is not None else "")
-    else:
-        result = attrs.get("stopped", state)
+    else:  # "pruned after epoch 2", "diverged in epoch 1"
+        result = attrs.get("stopped", "").removeprefix("pruned ")
     return f"trial {number:>3} {state:<8} {result}{took}  {params_text(params)}"
 
 
