@@ -38,13 +38,17 @@ def split_cores(jobs: int, threads: int | None, cores: int) -> int:
 
 class _Signals:
     """While active, SIGINT and SIGTERM set ``stop`` (and remember which came) instead of
-    raising KeyboardInterrupt wherever the main thread happens to be."""
+    raising KeyboardInterrupt wherever the main thread happens to be; a second one
+    calls ``force`` (which kills the workers)."""
 
-    def __init__(self, stop: StopFlag):
-        self.stop, self.signum, self.previous = stop, None, {}
+    def __init__(self, stop: StopFlag, force=lambda: None):
+        self.stop, self.force, self.signum, self.previous = stop, force, None, {}
 
     def _handle(self, signum, frame):
-        self.signum = self.signum or signum
+        if self.signum is not None:
+            self.force()
+            return
+        self.signum = signum
         self.stop.set()
 
     def __enter__(self):
@@ -96,12 +100,17 @@ def _run_processes(plan: WorkerPlan, jobs: int, outcome: SweepOutcome) -> None:
     workers = [context.Process(target=worker_main, args=(plan, claims, event, results, n),
                                name=f"fastnn-sweep-{n}") for n in range(jobs)]
     errors = []
-    with _Signals(stop) as signals:
+
+    def kill():
+        for process in workers:
+            if process.is_alive():
+                process.kill()  # their trials are marked failed by `fail_orphans`
+
+    with _Signals(stop, kill) as signals:
         for process in workers:
             process.start()
         reported = 0
-        while reported < jobs and (reported < jobs and any(p.is_alive() for p in workers)
-                                   or not results.empty()):
+        while reported < jobs and (any(p.is_alive() for p in workers) or not results.empty()):
             try:
                 message = results.get(timeout=0.2)
             except queue.Empty:

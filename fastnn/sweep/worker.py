@@ -134,7 +134,9 @@ def work(plan: WorkerPlan, claims, stop: StopFlag, worker: int = 0) -> int:
         stop.check()
         if plan.deadline is not None and time.time() >= plan.deadline:
             return done
-        held = {"claim": claims.acquire()}
+        while not claims.acquire(timeout=0.5):  # (a worker killed holding it: stop works)
+            stop.check()
+        held = {"claim": True}
 
         def release():
             if held["claim"]:
