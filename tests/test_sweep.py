@@ -20,7 +20,10 @@ import pytest
 optuna = pytest.importorskip("optuna", reason='fastnn sweep needs pip install "fastnn[sweep]"')
 
 from fastnn.cli import main  # noqa: E402
+from fastnn.config import ConfigError  # noqa: E402
+from fastnn.sweep import split_cores  # noqa: E402
 from fastnn.sweep.space import SearchSpace, SpaceError, parse_spec  # noqa: E402
+from fastnn.threads import available_threads  # noqa: E402
 
 # Small, quick trials: a 784-32-10 or 784-64-10 network, two epochs of 9,000 sample rows.
 QUICK = ["--data", "sample", "--backend", "numpy", "--threads", "1", "-p", "layers=32/64",
@@ -124,7 +127,7 @@ def test_json_holds_the_whole_study_and_importances_come_with_enough_trials(
 def test_two_worker_processes_on_one_storage_file_run_exactly_the_trials_asked(tmp_path):
     result = sweep(*QUICK, "--trials", "6", "--jobs", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "2 workers x 1 thread per trial on 2 cores" in result.stderr
+    assert f"2 workers x 1 thread per trial on {available_threads()} cores" in result.stderr
     assert sorted(trial_lines(result.stderr)) == list(range(6))  # each trial run once
     trials = load(tmp_path).get_trials()
     assert [t.number for t in trials] == list(range(6))
@@ -147,6 +150,17 @@ def gone(pids, timeout=30.0):
             return True
         time.sleep(0.05)
     return False
+
+
+def test_jobs_split_the_cores_and_never_ask_for_more_threads_than_there_are():
+    assert split_cores(jobs=1, threads=None, cores=2) == 2
+    assert split_cores(jobs=2, threads=None, cores=2) == 1
+    assert split_cores(jobs=2, threads=None, cores=5) == 2
+    assert split_cores(jobs=2, threads=2, cores=4) == 2
+    with pytest.raises(ConfigError, match="--jobs 3: this process can use 2 cores"):
+        split_cores(jobs=3, threads=None, cores=2)
+    with pytest.raises(ConfigError, match="--threads 2 with --jobs 2 needs 4 cores"):
+        split_cores(jobs=2, threads=2, cores=2)
 
 
 @pytest.mark.parametrize("signum,jobs", [(signal.SIGINT, "2"), (signal.SIGKILL, "1")],
@@ -253,7 +267,8 @@ def test_grid_search_runs_every_combination_once(tmp_path):
     (["-p", "epochs="], 2, "epochs: the spec is empty; give a range, choices or a value"),
     (["-p", "hidden=tanh"], 2, "hidden: 'tanh' is not one of sigmoid, relu"),
     (["--sampler", "grid"], 2, "--sampler grid needs choices, not ranges, for lr"),
-    (["--jobs", "64"], 2, "--jobs 64: this process can use"),
+    (["--jobs", str(available_threads() + 1)], 2,
+     f"--jobs {available_threads() + 1}: this process can use {available_threads()} core"),
     (["--val-size", "0"], 2, "--val-size 0 leaves no validation rows"),
     (["--storage", "postgresql://nobody@127.0.0.1:9/none"], 1,
      "cannot open the study storage 'postgresql://nobody@127.0.0.1:9/none'"),

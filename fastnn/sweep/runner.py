@@ -16,7 +16,8 @@ from .worker import StopFlag, WorkerPlan, worker_main
 
 @dataclass
 class SweepOutcome:
-    """How a sweep ended: the study, what this sweep finished, a stop signal if any."""
+    """How a sweep ended: the study, the trials this sweep's workers finished (those
+    stopped by a signal do not report), the stop signal if any, the trials found orphaned."""
 
     study: object
     finished: int = 0

@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..config import ConfigError, RunConfig
 from ..events import RunEvents
@@ -43,7 +43,6 @@ class WorkerPlan:
     deadline: float | None = None  # time.time() after which no trial starts
     quiet: bool = False
     seed: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 class StopFlag:
@@ -177,8 +176,8 @@ def _reported(trial, space, plan, stop) -> float:
 def worker_main(plan: WorkerPlan, claims, event, results, worker: int) -> None:
     """Entry point of a worker process: `work`, then one message to ``results``.
 
-    The message is ("done", count), ("stopped", count) or ("error", kind, text)
-    with kind "usage" or "failure".
+    The message is ("done", trials this worker finished), ("stopped",) or
+    ("error", kind, text) with kind "usage" or "failure".
     """
     stop = StopFlag(event, parent=os.getppid())
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -186,7 +185,7 @@ def worker_main(plan: WorkerPlan, claims, event, results, worker: int) -> None:
     try:
         results.put(("done", work(plan, claims, stop, worker)))
     except SweepStopped:
-        results.put(("stopped", 0))
+        results.put(("stopped",))
     except ConfigError as err:
         results.put(("error", "usage", str(err)))
     except Exception as err:  # reported by the parent as the sweep's failure
