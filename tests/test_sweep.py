@@ -37,6 +37,23 @@ def sweep(*args, cwd):
                           text=True, cwd=cwd, timeout=120)
 
 
+@pytest.fixture
+def in_process(tmp_path, monkeypatch, capfd):
+    """``fastnn sweep ARGS`` run by this process in ``tmp_path`` (its workers are processes
+    of their own): (exit code, stdout, stderr)."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args):
+        try:
+            code = main(["sweep", *args])
+        except SystemExit as exit:
+            code = exit.code
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run
+
+
 def load(folder, name="fastnn"):
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(folder / "fastnn-sweep.journal")))
@@ -124,8 +141,9 @@ def test_json_holds_the_whole_study_and_importances_come_with_enough_trials(
 
 # --- worker processes, interrupts, restarts ---------------------------------------------
 
-def test_two_worker_processes_on_one_storage_file_run_exactly_the_trials_asked(tmp_path):
-    result = sweep(*QUICK, "--trials", "6", "--jobs", "2", cwd=tmp_path)
+def test_two_worker_processes_on_one_storage_file_run_exactly_the_trials_asked(tmp_path,
+                                                                              in_process):
+    result = in_process(*QUICK, "--trials", "6", "--jobs", "2")
     assert result.returncode == 0, result.stderr
     assert f"2 workers x 1 thread per trial on {available_threads()} cores" in result.stderr
     assert sorted(trial_lines(result.stderr)) == list(range(6))  # each trial run once
@@ -200,11 +218,12 @@ def test_a_stopped_sweep_continues_the_same_study_when_run_again(tmp_path, signu
 
 # --- pruning ------------------------------------------------------------------------------
 
-def test_pruning_stops_the_trials_whose_learning_rate_cannot_work(tmp_path):
+def test_pruning_stops_the_trials_whose_learning_rate_cannot_work(tmp_path, in_process):
     # lr 1e-5 learns nothing in 3 epochs; lr 0.3 does. Random choices, seeded.
-    result = sweep("--data", "sample", "--backend", "numpy", "--threads", "1", "-p", "layers=32",
-                   "-p", "epochs=3", "-p", "lr=0.00001,0.3", "-p", "batch_size=128",
-                   "-p", "hidden=relu", "--sampler", "random", "--trials", "8", cwd=tmp_path)
+    result = in_process("--data", "sample", "--backend", "numpy", "--threads", "1",
+                        "-p", "layers=32", "-p", "epochs=3", "-p", "lr=0.00001,0.3",
+                        "-p", "batch_size=128", "-p", "hidden=relu", "--sampler", "random",
+                        "--trials", "8")
     assert result.returncode == 0, result.stderr
     trials = load(tmp_path).get_trials()
     pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
@@ -214,9 +233,9 @@ def test_pruning_stops_the_trials_whose_learning_rate_cannot_work(tmp_path):
     assert load(tmp_path).best_trial.params["lr"] == 0.3
 
 
-def test_a_diverging_trial_is_pruned_not_fatal(tmp_path):
-    result = sweep("--data", "sample", "--backend", "numpy", "-p", "layers=32", "-p", "epochs=3",
-                   "-p", "lr=10000", "-p", "hidden=relu", "--trials", "2", cwd=tmp_path)
+def test_a_diverging_trial_is_pruned_not_fatal(tmp_path, in_process):
+    result = in_process("--data", "sample", "--backend", "numpy", "-p", "layers=32",
+                        "-p", "epochs=3", "-p", "lr=10000", "-p", "hidden=relu", "--trials", "2")
     assert result.returncode == 0, result.stderr
     trials = load(tmp_path).get_trials()
     assert [t.state for t in trials] == [optuna.trial.TrialState.PRUNED] * 2
@@ -224,8 +243,8 @@ def test_a_diverging_trial_is_pruned_not_fatal(tmp_path):
     assert "no completed trial yet" in result.stdout
 
 
-def test_successive_halving_is_selectable(tmp_path):
-    result = sweep(*QUICK, "--pruner", "halving", "--trials", "3", cwd=tmp_path)
+def test_successive_halving_is_selectable(in_process):
+    result = in_process(*QUICK, "--pruner", "halving", "--trials", "3")
     assert result.returncode == 0, result.stderr
     assert "median" not in result.stderr and "halving pruner" in result.stderr
 
@@ -250,9 +269,9 @@ def test_specs_on_the_command_line_and_in_a_toml_file(tmp_path):
         parse_spec("momentum", "0.9")
 
 
-def test_grid_search_runs_every_combination_once(tmp_path):
-    result = sweep(*QUICK, "-p", "lr=0.1,0.3", "-p", "batch_size=64", "-p", "hidden=relu",
-                   "--sampler", "grid", "--pruner", "none", cwd=tmp_path)
+def test_grid_search_runs_every_combination_once(tmp_path, in_process):
+    result = in_process(*QUICK, "-p", "lr=0.1,0.3", "-p", "batch_size=64", "-p", "hidden=relu",
+                        "--sampler", "grid", "--pruner", "none")
     assert result.returncode == 0, result.stderr
     points = {(t.params["lr"], t.params["layers"]) for t in load(tmp_path).get_trials()}
     assert points == {(0.1, "32"), (0.1, "64"), (0.3, "32"), (0.3, "64")}
@@ -288,11 +307,11 @@ def test_bad_input_is_one_line_and_an_exit_code(tmp_path, capsys, monkeypatch, a
     assert not (tmp_path / "fastnn-sweep.journal").exists()
 
 
-def test_a_study_with_another_search_space_is_refused_and_left_as_it_was(tmp_path):
-    assert sweep(*QUICK, "--trials", "1", cwd=tmp_path).returncode == 0
+def test_a_study_with_another_search_space_is_refused_and_left_as_it_was(tmp_path, in_process):
+    assert in_process(*QUICK, "--trials", "1").returncode == 0
     journal = tmp_path / "fastnn-sweep.journal"
     before = journal.read_bytes()
-    result = sweep(*QUICK, "-p", "lr=0.5..1", "--trials", "2", cwd=tmp_path)
+    result = in_process(*QUICK, "-p", "lr=0.5..1", "--trials", "2")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert ("study 'fastnn' in fastnn-sweep.journal was created with a different search space "
@@ -300,7 +319,7 @@ def test_a_study_with_another_search_space_is_refused_and_left_as_it_was(tmp_pat
             '{"low": 0.5, "high": 1.0, "log": true})') in result.stderr
     assert journal.read_bytes() == before
     # Another study name in the same file is fine.
-    other = sweep(*QUICK, "-p", "lr=0.5..1", "--trials", "1", "--study", "other", cwd=tmp_path)
+    other = in_process(*QUICK, "-p", "lr=0.5..1", "--trials", "1", "--study", "other")
     assert other.returncode == 0, other.stderr
 
 
