@@ -39,7 +39,7 @@ def versions() -> dict:
 
     found = {"fastnn": __version__, "python": platform.python_version()}
     for name in ("numpy", "numba", "llvmlite", "scipy", "threadpoolctl", "tqdm",
-                 "matplotlib", "PIL"):
+                 "matplotlib", "PIL", "optuna"):
         found["pillow" if name == "PIL" else name] = _version(name)
     return found
 

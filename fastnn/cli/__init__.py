@@ -1,7 +1,7 @@
 """The ``fastnn`` command line: parses flags, calls the library, prints.
 
 One module per command group (`train`, `models`, `samples`, `machine`,
-`bench`); each adds its subcommands to the parser and handles them. Errors
+`bench`, `sweep`); each adds its subcommands to the parser and handles them. Errors
 become exit codes here: 0 success, 1 failure (bad data or model file,
 divergence), 2 usage error (a bad flag or value), 130/143 interrupted
 (SIGINT/SIGTERM), 141 stdout closed early (a broken pipe).
@@ -19,7 +19,7 @@ from ..config import ConfigError
 from ..interrupts import signals_interrupt, stop_signal
 from ..modelio import ModelFileError
 from ..train import TrainingDiverged
-from . import bench, machine, models, samples, train
+from . import bench, machine, models, samples, sweep, train
 from .options import Failure, UsageError
 
 EXIT_FAILURE = 1
@@ -28,7 +28,7 @@ EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, like other command-line 
 
 #: Adds each command's parser, in the order ``fastnn --help`` lists them.
 COMMANDS = (train.add_train_parser, models.add_parsers, samples.add_parsers,
-            machine.add_parsers, bench.add_parsers, train.add_presets_parser)
+            machine.add_parsers, bench.add_parsers, sweep.add_parsers, train.add_presets_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

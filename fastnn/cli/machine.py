@@ -36,7 +36,7 @@ def info_lines(report: dict) -> list[tuple[str, str | None]]:
     """(label, value) pairs for `cmd_info`; the first is the heading (value None)."""
     versions = dict(report["versions"])
     head = f"fastnn {versions.pop('fastnn')} on Python {versions.pop('python')}"
-    optional = {"matplotlib": "plots", "pillow": "images"}
+    optional = {"matplotlib": "plots", "pillow": "images", "optuna": "sweep"}
     extras = []
     for name, extra in optional.items():
         version = versions.pop(name, None)
