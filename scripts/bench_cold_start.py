@@ -42,8 +42,12 @@ COMMANDS = {
                      "--metrics-json", "{metrics}"],
     "train-full": ["train", "--data", "sample", "-q", "--batch-size", "full",
                    "--metrics-json", "{metrics}"],
+    # Without --backend, evaluate and predict use numpy until numba's forward pass
+    # is compiled on the machine; the -numba runs ask for numba, which compiles it.
     "evaluate": ["evaluate", "{model}", "--data", "sample"],
     "predict": ["predict", "{model}", "{digits}"],
+    "evaluate-numba": ["evaluate", "{model}", "--data", "sample", "--backend", "numba"],
+    "predict-numba": ["predict", "{model}", "{digits}", "--backend", "numba"],
 }
 
 

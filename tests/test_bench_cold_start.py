@@ -24,7 +24,9 @@ def cold_start():
 
 def test_it_covers_the_commands_of_the_issue(cold_start):
     assert list(cold_start.COMMANDS) == ["train", "train-float64", "train-threads1",
-                                         "train-batch1", "train-full", "evaluate", "predict"]
+                                         "train-batch1", "train-full", "evaluate", "predict",
+                                         "evaluate-numba", "predict-numba"]
+    assert cold_start.COMMANDS["predict-numba"][-2:] == ["--backend", "numba"]
     assert "--dtype" in cold_start.COMMANDS["train-float64"]
     assert ["--batch-size", "full"] == cold_start.COMMANDS["train-full"][4:6]
 
