@@ -41,6 +41,8 @@ def prepare_backend(backend: str, dtype: str, batch_size: int, *, threads: int |
     kern = kernels.get_backend(backend)
     if kern.is_compiled(dtype, batch_size, training=training):
         return 0.0
+    if kern.is_cached(dtype, training=training):  # loading takes a moment: no notice
+        return kern.warmup(dtype, batch_size, training=training).seconds
     noted = info.last_compiles().get(dtype) if training else None
     expect = (f"about {noted['seconds']:.0f}s, as last time" if noted else
               f"about {TYPICAL_COMPILE_SECONDS if training else TYPICAL_FORWARD_COMPILE_SECONDS}s"
@@ -60,19 +62,19 @@ def prepare_backend(backend: str, dtype: str, batch_size: int, *, threads: int |
     return done.seconds
 
 
-def inference_backend(requested: str | None, note=lambda message: None) -> str:
+def inference_backend(requested: str | None, dtype: str, note=lambda message: None) -> str:
     """The backend to evaluate or predict with: ``requested``, else the default backend.
 
     Except that when no backend was asked for (by option or
     ``$FASTNN_BACKEND``) and the numba forward pass is not compiled on this
-    machine yet, it is not worth compiling for this: the NumPy backend scores
+    machine yet (for ``dtype``), it is not worth compiling for this: the NumPy backend scores
     the whole test set in milliseconds, against seconds of compiling, and
     gives the same results to float precision. ``note`` is told so.
     """
     if requested is not None or os.environ.get(kernels.BACKEND_ENV_VAR, "").strip():
         return requested or kernels.default_backend()
     backend = kernels.default_backend()
-    if backend == "numba" and not kernels.get_backend("numba").is_cached(training=False):
+    if backend == "numba" and not kernels.get_backend("numba").is_cached(dtype, training=False):
         note("the numba forward pass is not compiled on this machine yet: using the numpy "
              "backend (the same results; a first 'fastnn train' or 'fastnn compile' compiles it)")
         return "numpy"

@@ -185,12 +185,14 @@ def compile_stats():
     return compiled, loaded
 
 
-def is_cached(dispatcher) -> bool:
-    """Whether the disk cache holds an index of compiled code for ``dispatcher``.
+def is_cached(dispatcher, dtype_name=None) -> bool:
+    """Whether the disk cache holds fresh code of ``dispatcher`` for this CPU.
 
-    A quick look for the index file, without loading anything; the code in it
-    may still turn out stale (for another CPU, say), and is then compiled anew.
+    Fresh: compiled from the kernels' current source (see the locator
+    above). With ``dtype_name``, for a signature taking arrays of that dtype.
+    Reads the cache's index only; nothing is loaded.
     """
-    locator = dispatcher._cache._impl.locator
-    name = f"{Path(dispatcher.py_func.__code__.co_filename).stem}.{dispatcher.py_func.__qualname__}"
-    return any(Path(locator.get_cache_path()).glob(f"{name}-*.nbi"))
+    index = dispatcher._cache._cache_file._load_index()
+    here = dispatcher.targetctx.codegen().magic_tuple()
+    return any(key[1] == here and (dtype_name is None or dtype_name in {
+        str(arg.dtype) for arg in key[0] if isinstance(arg, numba.types.Array)}) for key in index)

@@ -350,14 +350,14 @@ def is_compiled(dtype=np.float32, batch_size=64, *, training=True) -> bool:
     return np.dtype(dtype).name in (_ready if training else _ready_forward)
 
 
-def is_cached(*, training=True) -> bool:
-    """Whether the disk cache holds compiled code of the training loop (or the forward pass).
+def is_cached(dtype=np.float32, *, training=True) -> bool:
+    """Whether the disk cache holds the training loop (or the forward pass) of ``dtype``.
 
-    A quick look for the cache's index files, for any dtype, without loading
-    anything: `warmup` may still have a dtype or a CPU of its own to compile.
+    Compiled for this CPU from the current source: then `warmup` only loads.
+    A look at the cache's indexes; nothing is loaded.
     """
     needed = (train_steps, step_threaded) if training else (forward_threaded, forward_block)
-    return all(_is_cached(dispatcher) for dispatcher in needed)
+    return all(_is_cached(dispatcher, np.dtype(dtype).name) for dispatcher in needed)
 
 
 def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
@@ -379,7 +379,7 @@ def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
     if dtype.name not in ready:
         here, elsewhere = _TRAINING_PARTS if training else _FORWARD_PARTS
         helper = None
-        if not is_cached(training=training) and _usable_cpus() > 1:
+        if not is_cached(dtype, training=training) and _usable_cpus() > 1:
             helper = _compile_elsewhere(dtype, elsewhere)
         try:
             compile_parts(dtype, here if helper else here + elsewhere)

@@ -114,9 +114,10 @@ def test_a_backend_asked_for_is_the_backend_used(monkeypatch):
     from fastnn.backend_setup import inference_backend
     import kernels
 
-    monkeypatch.setattr(kernels.get_backend("numba"), "is_cached", lambda training=True: False)
+    monkeypatch.setattr(kernels.get_backend("numba"), "is_cached",
+                        lambda dtype, training=True: False)
     monkeypatch.delenv("FASTNN_BACKEND", raising=False)
-    assert inference_backend("numba") == "numba"
-    assert inference_backend(None) == "numpy"
+    assert inference_backend("numba", "float32") == "numba"
+    assert inference_backend(None, "float32") == "numpy"
     monkeypatch.setenv("FASTNN_BACKEND", "numba")
-    assert inference_backend(None) == "numba"
+    assert inference_backend(None, "float32") == "numba"

@@ -51,7 +51,8 @@ def add_parsers(commands) -> None:
 
 def _prepare_forward(args: argparse.Namespace, net) -> None:
     """Choose the backend (`inference_backend`) and compile or load its forward pass."""
-    args.backend = inference_backend(args.backend, note=lambda message: note(args, message))
+    args.backend = inference_backend(args.backend, net.dtype.name,
+                                     note=lambda message: note(args, message))
     prepare_backend(args.backend, net.dtype.name, 1,
                     note=lambda message: note(args, message), training=False)
 
