@@ -11,14 +11,15 @@ from . import info
 from .config import ConfigError
 
 #: Seconds the numba kernels of one dtype take to compile from an empty cache:
-#: a cold `fastnn train` took 34.7 s in all on a 2-core AMD EPYC (Zen 3), with
-#: `scripts/bench_cold_start.py`. The notice says the last time this machine
-#: took, once known.
-TYPICAL_COMPILE_SECONDS = 35
+#: a cold `fastnn train` took 15.9 s in all on a 2-core AMD EPYC (Zen 3), with
+#: `scripts/bench_cold_start.py`, of which about 14 s compiling. The notice says
+#: the last time this machine took, once known.
+TYPICAL_COMPILE_SECONDS = 14
 
 #: The same for the forward pass alone, all that `evaluate` and `predict`
-#: compile: a cold `fastnn evaluate` took 21.8 s in all on that machine.
-TYPICAL_FORWARD_COMPILE_SECONDS = 20
+#: compile with ``--backend numba``: a cold `fastnn evaluate --backend numba`
+#: took 8.4 s in all on that machine.
+TYPICAL_FORWARD_COMPILE_SECONDS = 8
 
 
 def prepare_backend(backend: str, dtype: str, batch_size: int, *, threads: int | None = None,
