@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -25,6 +24,7 @@ from fastnn.network import Network
 from fastnn.train import History, TrainingInterrupted, fit
 
 from .conftest import same_parameters
+from .watched import WatchedProcess
 
 # Per-sample SGD on 5,000 rows: one call into the backend per epoch.
 EPOCHS = 8
@@ -67,38 +67,10 @@ sys.exit(cli.main(sys.argv[2:]))
 """
 
 
-class Training:
-    """A ``fastnn train`` process, paused in epoch ``pause_in`` for a signal; its stderr
-    is collected line by line as it comes."""
-
-    def __init__(self, args, cwd, pause_in):
-        self.proc = subprocess.Popen([sys.executable, "-c", PAUSED, str(pause_in), *args],
-                                     cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
-        self.lines = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    def wait_for(self, pattern, timeout=300.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(re.search(pattern, line) for line in self.lines):
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        self.proc.kill()
-        pytest.fail(f"never saw {pattern!r}; stderr: {''.join(self.lines)}")
-
-    def finish(self):
-        out = self.proc.stdout.read()
-        code = self.proc.wait(timeout=60)
-        self.reader.join(timeout=10)
-        return code, out, "".join(self.lines)
+def paused_training(args, cwd, pause_in) -> WatchedProcess:
+    """A ``fastnn train`` process, paused in epoch ``pause_in`` for a signal."""
+    return WatchedProcess([sys.executable, "-c", PAUSED, str(pause_in), *args], cwd,
+                          timeout=300.0)
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +86,7 @@ def uninterrupted(tmp_path_factory):
                          ids=["SIGINT", "SIGTERM"])
 def test_a_signalled_run_saves_a_checkpoint_and_resumes_to_the_same_parameters(
         tmp_path, uninterrupted, signum, code):
-    run = Training([*RUN, "--epochs", str(EPOCHS), "--save", "ck.npz"], cwd=tmp_path,
+    run = paused_training([*RUN, "--epochs", str(EPOCHS), "--save", "ck.npz"], cwd=tmp_path,
                    pause_in=2)
     run.wait_for(r"^waiting for a signal in epoch 2")
     run.proc.send_signal(signum)
@@ -150,7 +122,7 @@ def test_a_signalled_run_saves_a_checkpoint_and_resumes_to_the_same_parameters(
 
 def test_even_a_killed_run_keeps_its_last_checkpoint_and_resumes_exactly(tmp_path,
                                                                          uninterrupted):
-    run = Training([*RUN, "--epochs", str(EPOCHS), "--save", "ck.npz",
+    run = paused_training([*RUN, "--epochs", str(EPOCHS), "--save", "ck.npz",
                     "--checkpoint-every", "0"], cwd=tmp_path, pause_in=3)
     run.wait_for(r"^waiting for a signal in epoch 3")
     run.proc.send_signal(signal.SIGKILL)  # no handler, no clean-up: only what is on disk counts
@@ -164,7 +136,7 @@ def test_even_a_killed_run_keeps_its_last_checkpoint_and_resumes_exactly(tmp_pat
 
 
 def test_without_save_an_interrupted_run_says_nothing_was_saved(tmp_path):
-    run = Training([*RUN, "--epochs", "50"], cwd=tmp_path, pause_in=2)
+    run = paused_training([*RUN, "--epochs", "50"], cwd=tmp_path, pause_in=2)
     run.wait_for(r"^waiting for a signal in epoch 2")
     run.proc.send_signal(signal.SIGINT)
     returncode, _, err = run.finish()
@@ -177,7 +149,7 @@ def test_without_save_an_interrupted_run_says_nothing_was_saved(tmp_path):
 
 
 def test_a_signal_before_the_first_epoch_completes_saves_nothing(tmp_path):
-    run = Training([*RUN, "--epochs", "50", "--save", "ck.npz"], cwd=tmp_path, pause_in=1)
+    run = paused_training([*RUN, "--epochs", "50", "--save", "ck.npz"], cwd=tmp_path, pause_in=1)
     run.wait_for(r"^waiting for a signal in epoch 1")
     run.proc.send_signal(signal.SIGTERM)
     returncode, _, err = run.finish()

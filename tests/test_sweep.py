@@ -12,7 +12,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -24,6 +23,8 @@ from fastnn.config import ConfigError  # noqa: E402
 from fastnn.sweep import split_cores  # noqa: E402
 from fastnn.sweep.space import SearchSpace, SpaceError, parse_spec  # noqa: E402
 from fastnn.threads import available_threads  # noqa: E402
+
+from .watched import WatchedProcess  # noqa: E402
 
 # Small, quick trials: a 784-32-10 or 784-64-10 network, two epochs of 9,000 sample rows.
 QUICK = ["--data", "sample", "--backend", "numpy", "--threads", "1", "-p", "layers=32/64",
@@ -65,36 +66,9 @@ def trial_lines(stderr):
     return [int(number) for number in re.findall(r"^trial +(\d+) ", stderr, re.M)]
 
 
-class Sweep:
+def sweep_process(args, cwd) -> WatchedProcess:
     """A running ``fastnn sweep`` process whose stderr is collected line by line."""
-
-    def __init__(self, args, cwd):
-        self.proc = subprocess.Popen([sys.executable, "-m", "fastnn", "sweep", *args], cwd=cwd,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    def wait_for(self, pattern, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(re.search(pattern, line) for line in self.lines):
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        self.proc.kill()
-        pytest.fail(f"never saw {pattern!r}; stderr: {''.join(self.lines)}")
-
-    def finish(self):
-        out = self.proc.stdout.read()
-        code = self.proc.wait(timeout=60)
-        self.reader.join(timeout=10)
-        return code, out, "".join(self.lines)
+    return WatchedProcess([sys.executable, "-m", "fastnn", "sweep", *args], cwd)
 
 
 # --- a sweep, its report, and the command that reproduces its best trial -----------------
@@ -188,7 +162,7 @@ def test_a_stopped_sweep_continues_the_same_study_when_run_again(tmp_path, signu
     args = ["--data", "sample", "--backend", "numpy", "--threads", "1", "-p", "layers=64",
             "-p", "epochs=6",
             "--pruner", "none", "--trials", "5", "--jobs", jobs]
-    running = Sweep(args, tmp_path)
+    running = sweep_process(args, tmp_path)
     running.wait_for(r"^trial +\d+ complete")
     running.proc.send_signal(signum)
     code, out, err = running.finish()
