@@ -90,11 +90,15 @@ def row_max(z):
 @jit(internal=True)
 def softmax_row(z, out):
     mx = row_max(z)
+    for c in range(z.shape[0]):
+        out[c] = np.exp(z[c] - mx)
+    # A sum in a loop of its own. In a loop that also stored to out, LLVM
+    # would check at run time whether out and z overlap and take a scalar loop
+    # when they might, and the scalar loop sums in another order than the
+    # vectorised one: the result depended on where the two rows lie in memory.
     total = z.dtype.type(0)
     for c in range(z.shape[0]):
-        e = np.exp(z[c] - mx)
-        out[c] = e
-        total += e
+        total += out[c]
     for c in range(z.shape[0]):
         out[c] /= total
 

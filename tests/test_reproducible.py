@@ -80,3 +80,27 @@ def test_another_process_gives_identical_weights(small_xy, tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == here
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_does_not_depend_on_where_its_rows_lie(dtype):
+    """Outputs right after the logits in memory, or far from them: the same bits.
+
+    LLVM guards a vectorised loop that stores to one array and reads another
+    with a run-time overlap check, and falls back to a scalar loop when the
+    two are close; a sum taken in such a loop then came out in another order.
+    """
+    from kernels import numba_backend
+
+    rng = np.random.default_rng(3)
+    z = (rng.standard_normal((64, 10)) * 10).astype(dtype)
+    far = np.empty_like(z)
+    numba_backend.softmax(z, far)
+    for gap in range(0, 24):  # the outputs start ``gap`` elements after each row of logits
+        buffer = np.empty(64 * (20 + gap) + 10, dtype)
+        rows = buffer[:64 * (20 + gap)].reshape(64, 20 + gap)
+        logits, near = rows[:, :10], rows[:, 10 + gap:20 + gap]
+        logits[:] = z
+        for r in range(64):  # one row at a time: each output row right after its logits
+            numba_backend.softmax(logits[r:r + 1], near[r:r + 1])
+        np.testing.assert_array_equal(near, far, err_msg=f"outputs {gap} elements after")
