@@ -75,8 +75,30 @@ class RunResult:
         return sum(record.seconds for record in self.this_run)
 
 
-def run(config: RunConfig, events: RunEvents | None = None) -> RunResult:
+def prepare_task(config: RunConfig, events: RunEvents | None = None) -> Task:
+    """The task ``config`` trains on: its data found (or downloaded) and split, as `run` does.
+
+    Raises `ConfigError` for a validation size the task cannot take and
+    `fastnn.mnist.DataError` for data that cannot be found or read.
+    """
+    events = events or RunEvents()
+    data = mnist.load(config.data, config.data_dir, download=config.download)
+    if data.note:
+        events.note(data.note)
+    try:
+        return make_task(data, config.digits, val_size=config.val_size, seed=config.seed,
+                         dtype=config.dtype)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def run(config: RunConfig, events: RunEvents | None = None, *,
+        task: Task | None = None) -> RunResult:
     """Perform the training run ``config`` describes; see the module docstring.
+
+    ``task``, when given, is what `prepare_task` returned for settings with
+    the same data, digits, validation size, seed and dtype: runs that share
+    them (a sweep's trials) load and split the data once.
 
     Raises `ConfigError` for settings that do not fit (unwritable outputs, a
     validation size too large for the task, too many threads),
@@ -92,15 +114,12 @@ def run(config: RunConfig, events: RunEvents | None = None) -> RunResult:
         plots.check_available("--plot-dir")
         plots.prepare_directory(config.plot_dir)
 
-    data = mnist.load(config.data, config.data_dir, download=config.download)
-    if data.note:
-        events.note(data.note)
-    config = replace(config, data=data.source)
-    try:
-        task = make_task(data, config.digits, val_size=config.val_size, seed=config.seed,
-                         dtype=config.dtype)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    if task is None:
+        task = prepare_task(config, events)
+    elif task.classes != config.digits or task.x_train.dtype != config.dtype:
+        raise ConfigError(f"the task given is {task.name} in {task.x_train.dtype}; these "
+                          f"settings train on digits {config.digits} in {config.dtype}")
+    config = replace(config, data=task.source)
     net = Network(config.sizes, hidden=config.hidden, classes=config.digits,
                   dtype=config.dtype, seed=config.seed, init=config.init)
     resume = _restore(config, net, events) if config.resume else None

@@ -100,3 +100,25 @@ def test_the_readme_example_of_a_whole_run_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "<example>", "exec"), {"__name__": "__example__"})
     assert (tmp_path / "minibatch.npz").is_file() and (tmp_path / "minibatch.json").is_file()
+
+
+def test_a_task_prepared_once_trains_as_a_run_that_loads_its_own():
+    """What a sweep does: load and split the data once, then run many configurations on it."""
+    from fastnn.workflow import prepare_task
+
+    config = RunConfig(**QUICK, epochs=2)
+    own = run(config)
+    shared = run(config, task=prepare_task(config))
+    assert shared.history.epochs[-1].val_accuracy == own.history.epochs[-1].val_accuracy
+    assert shared.test_accuracy == own.test_accuracy and shared.config.data == "sample"
+    for a, b in zip(shared.network.weights, own.network.weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_task_made_for_other_settings_is_refused():
+    from fastnn.config import ConfigError
+    from fastnn.workflow import prepare_task
+
+    pair = prepare_task(RunConfig(**QUICK, digits=(4, 9)))
+    with pytest.raises(ConfigError, match="the task given is 4 vs 9"):
+        run(RunConfig(**QUICK, epochs=1), task=pair)
