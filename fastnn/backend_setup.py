@@ -42,20 +42,21 @@ def prepare_backend(backend: str, dtype: str, batch_size: int, *, threads: int |
     kern = kernels.get_backend(backend)
     if kern.is_compiled(dtype, batch_size, training=training):
         return 0.0
-    if kern.is_cached(dtype, training=training):  # loading takes a moment: no notice
-        return kern.warmup(dtype, batch_size, training=training).seconds
-    noted = info.last_compiles().get(dtype) if training else None
-    expect = (f"about {noted['seconds']:.0f}s, as last time" if noted else
-              f"about {TYPICAL_COMPILE_SECONDS if training else TYPICAL_FORWARD_COMPILE_SECONDS}s"
-              " on 2 cores")
-    what = "kernels" if training else "forward pass"
-    notice = threading.Timer(1.0, note, (f"compiling the Numba {what} for {dtype}: "
-                                         f"{expect}; once, then cached ...",))
-    notice.start()
+    notice = None
+    if not kern.is_cached(dtype, training=training):  # only loading: no notice
+        noted = info.last_compiles().get(dtype) if training else None
+        typical = TYPICAL_COMPILE_SECONDS if training else TYPICAL_FORWARD_COMPILE_SECONDS
+        expect = (f"about {noted['seconds']:.0f}s, as last time" if noted else
+                  f"about {typical}s on 2 cores")
+        what = "kernels" if training else "forward pass"
+        notice = threading.Timer(1.0, note, (f"compiling the Numba {what} for {dtype}: "
+                                             f"{expect}; once, then cached ...",))
+        notice.start()
     try:
         done = kern.warmup(dtype, batch_size, training=training)
     finally:
-        notice.cancel()
+        if notice is not None:
+            notice.cancel()
     if done.compiled and training:
         info.note_compile(dtype, done.seconds)
         note(f"compiled {done.compiled} kernel signatures in {done.seconds:.1f}s "
