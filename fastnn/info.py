@@ -164,8 +164,8 @@ def threading_layer() -> dict:
             "error": error}
 
 
-def jit_cache() -> dict:
-    """Where Numba keeps the compiled kernels of fastnn between runs.
+def jit_cache_dir() -> tuple:
+    """``(directory, origin)``: where Numba keeps the compiled kernels of fastnn between runs.
 
     With ``NUMBA_CACHE_DIR`` set, there; otherwise in ``__pycache__`` next to
     the kernels' source, or (if that is not writable) in Numba's per-user
@@ -174,22 +174,33 @@ def jit_cache() -> dict:
     import numba
     import kernels
 
-    source_dir = Path(kernels.__file__).resolve().parent
     configured = numba.config.CACHE_DIR
     if configured:
-        where, origin = Path(configured).expanduser(), "NUMBA_CACHE_DIR"
-    else:
-        where, origin = source_dir / "__pycache__", "next to the kernels"
-        writable = os.access(where if where.exists() else source_dir, os.W_OK)
-        if not writable:
-            from numba.misc.appdirs import AppDirs
+        return Path(configured).expanduser(), "NUMBA_CACHE_DIR"
+    source_dir = Path(kernels.__file__).resolve().parent
+    where = source_dir / "__pycache__"
+    if os.access(where if where.exists() else source_dir, os.W_OK):
+        return where, "next to the kernels"
+    from numba.misc.appdirs import AppDirs
 
-            where = Path(AppDirs(appname="numba", appauthor=False).user_cache_dir)
-            origin = "Numba's user cache (the kernels' directory is read-only)"
+    return (Path(AppDirs(appname="numba", appauthor=False).user_cache_dir),
+            "Numba's user cache (the kernels' directory is read-only)")
+
+
+def jit_cache() -> dict:
+    """The JIT cache (`jit_cache_dir`) and what it holds.
+
+    ``epoch_loop_dtypes`` lists the dtypes whose training loop is cached
+    fresh (compiled from the current source) for this CPU.
+    """
+    import kernels
+
+    where, origin = jit_cache_dir()
     entries = list(where.rglob("numba_*.nbi")) if where.is_dir() else []
-    loops = {path.name.split("-")[0] for path in entries}
+    numba_backend = kernels.get_backend("numba")
+    loop_dtypes = [dtype for dtype in ("float32", "float64") if numba_backend.is_cached(dtype)]
     return {"dir": str(where), "origin": origin, "cached_kernels": len(entries),
-            "epoch_loop_cached": "numba_engine.train_steps" in loops,
+            "epoch_loop_cached": bool(loop_dtypes), "epoch_loop_dtypes": loop_dtypes,
             "last_compiles": last_compiles(where)}
 
 
@@ -199,7 +210,7 @@ COMPILE_LOG = "fastnn-compile-times.json"
 
 def last_compiles(where=None) -> dict:
     """``{dtype: {"seconds", "numba"}}`` of the last compile per dtype noted in the cache dir."""
-    where = Path(jit_cache()["dir"]) if where is None else Path(where)
+    where = jit_cache_dir()[0] if where is None else Path(where)
     try:
         noted = json.loads((where / COMPILE_LOG).read_text())
     except (OSError, ValueError):
@@ -214,7 +225,7 @@ def note_compile(dtype: str, seconds: float) -> None:
     """
     import numba
 
-    where = Path(jit_cache()["dir"])
+    where = jit_cache_dir()[0]
     noted = last_compiles(where)
     noted[dtype] = {"seconds": round(seconds, 1), "numba": numba.__version__}
     try:

@@ -43,7 +43,7 @@ def test_info_json_reports_this_installation(tmp_path, monkeypatch):
     assert layer["active"] in layer["available"] and layer["error"] is None
     assert report["jit_cache"] == {"dir": str(tmp_path / "jit"), "origin": "NUMBA_CACHE_DIR",
                                    "cached_kernels": 0, "epoch_loop_cached": False,
-                                   "last_compiles": {}}
+                                   "epoch_loop_dtypes": [], "last_compiles": {}}
     assert report["data"]["mnist_dir"] == str(tmp_path / "mnist")
     assert report["data"]["cache_dir"] == os.environ[mnist.CACHE_DIR_ENV]
     if sys.platform == "linux" and "avx2" in open("/proc/cpuinfo").read():

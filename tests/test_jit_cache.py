@@ -38,3 +38,14 @@ def test_the_stamp_changes_when_another_kernel_module_changes(tmp_path, monkeypa
 def test_functions_outside_the_kernels_keep_numbas_own_locator(tmp_path):
     assert _jit._AllKernelSourcesLocator.from_function(len, str(tmp_path / "elsewhere.py")) is None
     assert caching.CacheImpl._locator_classes[0] is _jit._AllKernelSourcesLocator
+
+
+def test_a_warmed_up_dtype_is_cached_for_this_cpu():
+    """What `fastnn info`, the compile notice and evaluate's backend choice rely on."""
+    import numpy as np
+
+    numba_backend = kernels.get_backend("numba")
+    numba_backend.warmup(np.float32)
+    assert numba_backend.is_cached(np.float32)
+    assert numba_backend.is_cached(np.float32, training=False)
+    assert kernels.get_backend("numpy").is_cached(np.float64)

@@ -73,7 +73,8 @@ def info_lines(report: dict) -> list[tuple[str, str | None]]:
 
 def compiled_line(cache: dict) -> str:
     """Whether the training loop is in the JIT cache, and how long compiling took here."""
-    state = ("training loop cached" if cache["epoch_loop_cached"]
+    state = (f"training loop cached for this CPU ({', '.join(cache['epoch_loop_dtypes'])})"
+             if cache["epoch_loop_cached"]
              else "nothing cached yet: the first numba run compiles (or run `fastnn compile`)")
     times = ", ".join(f"{dtype} {noted['seconds']:.0f}s" for dtype, noted
                       in sorted(cache["last_compiles"].items()))
