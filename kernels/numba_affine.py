@@ -51,6 +51,8 @@ _xxgemm = types.ExternalFunction("numba_xxgemm", types.intc(
 
 _N = np.int8(ord("N"))
 _T = np.int8(ord("T"))
+_SINGLE = np.int8(ord("s"))
+_DOUBLE = np.int8(ord("d"))
 
 
 @jit(internal=True)
@@ -65,7 +67,7 @@ def _gemm(trans_b, trans_a, m, n, k, alpha, b, ldb, a, lda, beta, c, ldc):
     coef = np.empty(2, c.dtype)
     coef[0] = alpha
     coef[1] = beta
-    kind = np.int8(ord("s")) if c.itemsize == 4 else np.int8(ord("d"))
+    kind = _SINGLE if c.itemsize == 4 else _DOUBLE
     _xxgemm(kind, trans_b, trans_a, m, n, k, coef[0:].ctypes, b.ctypes, ldb,
             a.ctypes, lda, coef[1:].ctypes, c.ctypes, ldc)
 
@@ -147,6 +149,18 @@ def add_matmul_at(a, d, lo, hi, grad, j0, j1, blas):
             v = a[rr, j]
             for c in range(m):
                 g[c] += v * d[rr, c]
+
+
+@jit(internal=True)
+def copy_row(src, dst):
+    """``dst[:] = src`` for two rows of one length.
+
+    A loop, not slice assignment: Numba's slice assignment checks shapes and
+    formats its error message with compiled string code, which cost three
+    seconds of every cold start.
+    """
+    for c in range(dst.shape[0]):
+        dst[c] = src[c]
 
 
 @jit(internal=True)

@@ -404,12 +404,11 @@ def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
 
 #: What a cold `warmup` compiles, split in two halves of about equal cost
 #: (measured per part, in seconds of CPU on AMD EPYC Zen 3, float32: forward
-#: 6.6, deltas 3.4, learn 5.4, the batch-1 update 1.0, the threaded region
-#: 2.0, the forward driver 1.8, the epoch loop 2.5, the inputs 0.6): this
+#: 3.6, deltas 3.6, learn 4.5, the batch-1 update 0.8, the threaded region
+#: 2.6, the forward driver 1.6, the epoch loop 2.5, the inputs 0.6): this
 #: process compiles the first, a second process the other.
-_TRAINING_PARTS = (("learn_block", "step_threaded", "forward_threaded", "train_steps",
-                    "prepare_inputs"),
-                   ("forward_block", "deltas_block", "gradient_update_row"))
+_TRAINING_PARTS = (("learn_block", "step_threaded", "train_steps", "prepare_inputs"),
+                   ("forward_block", "deltas_block", "forward_threaded", "gradient_update_row"))
 _FORWARD_PARTS = (("forward_threaded", "prepare_inputs"), ("forward_block",))
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from ._jit import jit
 from .common import SIGMOID, SOFTMAX
-from .numba_affine import (add_bias, add_matmul_at, all_finite, matmul,
+from .numba_affine import (add_bias, add_matmul_at, all_finite, copy_row, matmul,
                            matmul_wt, sparse_affine_row, uses_blas)
 from .numba_elementwise import (activate_row, correct_row, output_delta_row,
                                 relu_backward_row, sigmoid_backward_row,
@@ -68,7 +68,7 @@ def forward_block(lo, hi, tile_rows, start, n_layers, weights, biases, x, indptr
         else:
             if i == 0:
                 for r in range(lo, hi):
-                    xb[r, :] = x[order[start + r]]
+                    copy_row(x[order[start + r]], xb[r])
             a = xb if i == 0 else acts[i - 1]
             matmul(a, weights[i], zs[i], lo, hi, uses_blas(tile_rows, weights[i]))
             add_bias(zs[i], biases[i], lo, hi)
