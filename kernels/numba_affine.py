@@ -53,23 +53,28 @@ _N = np.int8(ord("N"))
 _T = np.int8(ord("T"))
 _SINGLE = np.int8(ord("s"))
 _DOUBLE = np.int8(ord("d"))
+# BLAS reads alpha and beta through pointers: alpha is 1, beta 0 or 1, so
+# they point into these constants (compiled in as read-only data).
+_ONE_ZERO_ONE_F32 = np.array([1, 0, 1], np.float32)
+_ONE_ZERO_ONE_F64 = np.array([1, 0, 1], np.float64)
 
 
 @jit(internal=True)
-def _gemm(trans_b, trans_a, m, n, k, alpha, b, ldb, a, lda, beta, c, ldc):
-    """Row-major ``c (n, m) = alpha * op(a) @ op(b) + beta * c`` through column-major BLAS.
+def _gemm(trans_b, trans_a, m, n, k, b, ldb, a, lda, accumulate, c, ldc):
+    """Row-major ``c (n, m) = op(a) @ op(b)`` (``+= `` with ``accumulate``) through BLAS.
 
-    A row-major matrix is its transpose in column-major order, so
-    ``c = op(a) @ op(b)`` is asked of BLAS as ``c.T = op(b).T @ op(a).T``.
-    ``a``, ``b`` and ``c`` are views whose first element is the matrix's;
-    ``lda``, ``ldb`` and ``ldc`` their row strides in elements.
+    BLAS works in column-major order, where a row-major matrix is its
+    transpose, so ``c = op(a) @ op(b)`` is asked of it as ``c.T = op(b).T @
+    op(a).T``. ``a``, ``b`` and ``c`` are views whose first element is the
+    matrix's; ``lda``, ``ldb`` and ``ldc`` their row strides in elements.
     """
-    coef = np.empty(2, c.dtype)
-    coef[0] = alpha
-    coef[1] = beta
-    kind = _SINGLE if c.itemsize == 4 else _DOUBLE
-    _xxgemm(kind, trans_b, trans_a, m, n, k, coef[0:].ctypes, b.ctypes, ldb,
-            a.ctypes, lda, coef[1:].ctypes, c.ctypes, ldc)
+    beta = 2 if accumulate else 1  # where 1 or 0 lies in the constants
+    if c.itemsize == 4:
+        _xxgemm(_SINGLE, trans_b, trans_a, m, n, k, _ONE_ZERO_ONE_F32.ctypes, b.ctypes, ldb,
+                a.ctypes, lda, _ONE_ZERO_ONE_F32[beta:].ctypes, c.ctypes, ldc)
+    else:
+        _xxgemm(_DOUBLE, trans_b, trans_a, m, n, k, _ONE_ZERO_ONE_F64.ctypes, b.ctypes, ldb,
+                a.ctypes, lda, _ONE_ZERO_ONE_F64[beta:].ctypes, c.ctypes, ldc)
 
 
 @jit(internal=True)
@@ -80,7 +85,7 @@ def matmul(a, w, out, lo, hi, blas):
     if rows <= 0:
         return
     if blas:
-        _gemm(_N, _N, m, rows, k, 1.0, w, m, a[lo:], k, 0.0, out[lo:], m)
+        _gemm(_N, _N, m, rows, k, w, m, a[lo:], k, False, out[lo:], m)
         return
     for r in range(lo, hi):
         a_row = a[r]
@@ -108,7 +113,7 @@ def matmul_wt(d, w, out, lo, hi, blas):
     if rows <= 0:
         return
     if blas:
-        _gemm(_T, _N, k, rows, m, 1.0, w, m, d[lo:], m, 0.0, out[lo:], k)
+        _gemm(_T, _N, k, rows, m, w, m, d[lo:], m, False, out[lo:], k)
         return
     for r in range(lo, hi):
         d_row = d[r]
@@ -135,7 +140,7 @@ def add_matmul_at(a, d, lo, hi, grad, j0, j1, blas):
     if rows <= 0 or kb <= 0:
         return
     if blas:
-        _gemm(_N, _T, m, kb, rows, 1.0, d[lo:], m, a[lo:, j0:], k, 1.0, grad[j0:], m)
+        _gemm(_N, _T, m, kb, rows, d[lo:], m, a[lo:, j0:], k, True, grad[j0:], m)
         return
     for j in range(j0, j1):
         g = grad[j]

@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -43,8 +44,8 @@ from .numba_affine import affine_backward_input, affine_backward_params, affine_
 from .numba_elementwise import (count_correct, output_delta, relu, relu_backward, sgd_update,
                                 sigmoid, sigmoid_backward, sigmoid_cross_entropy, softmax,
                                 softmax_cross_entropy)
-from .numba_engine import (Units, engine_unit, engine_units, forward_threaded,
-                           forward_threaded_types, step_threaded, train_steps, train_steps_types)
+from .numba_engine import (Units, engine_unit, engine_units, forward_rows, forward_rows_types,
+                           step_threaded, train_steps, train_steps_types)
 from .numba_inputs import check_prepared, prepare_inputs
 from .numba_phases import backward_block, forward_block, gradient_block
 
@@ -207,11 +208,22 @@ def forward(weights, biases, x, hidden, output, zs, activations):
     skip_zeros = _sparse_first(weights) and all(np.isfinite(w).all() for w in weights)
     weights, biases, zs, activations = _pad(n_layers, weights, biases, zs, activations)
     n_blocks = _blocks_for(n)
+    unit = engine_unit("forward_block", x.dtype.name, len(weights))
+    order = np.arange(n, dtype=np.int64)
+
+    def run_block(t):
+        forward_rows(unit, n * t // n_blocks, n * (t + 1) // n_blocks, n, n_layers, weights,
+                     biases, x, inputs.indptr, inputs.indices, inputs.values, order, int(hidden),
+                     int(output), zs, activations, skip_zeros)
+
     with _threads_for(n_blocks):
-        forward_threaded(engine_unit("forward_block", x.dtype.name, len(weights)), n_blocks, n,
-                         n_layers, weights, biases, x, inputs.indptr, inputs.indices,
-                         inputs.values, np.arange(n, dtype=np.int64), int(hidden), int(output),
-                         zs, activations, skip_zeros)
+        threads = min(n_blocks, numba.get_num_threads())
+        if threads == 1:
+            for t in range(n_blocks):
+                run_block(t)
+        else:  # forward_rows releases the GIL
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(run_block, range(n_blocks)))
 
 
 def _check_forward_buffers(weights, x, zs, acts):
@@ -356,7 +368,7 @@ def is_cached(dtype=np.float32, *, training=True) -> bool:
     Compiled for this CPU from the current source: then `warmup` only loads.
     A look at the cache's indexes; nothing is loaded.
     """
-    needed = (train_steps, step_threaded) if training else (forward_threaded, forward_block)
+    needed = (train_steps, step_threaded) if training else (forward_rows, forward_block)
     return all(_is_cached(dispatcher, np.dtype(dtype).name) for dispatcher in needed)
 
 
@@ -407,9 +419,9 @@ def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
 #: 3.6, deltas 3.6, learn 4.5, the batch-1 update 0.8, the threaded region
 #: 2.6, the forward driver 1.6, the epoch loop 2.5, the inputs 0.6): this
 #: process compiles the first, a second process the other.
-_TRAINING_PARTS = (("learn_block", "step_threaded", "train_steps", "prepare_inputs"),
-                   ("forward_block", "deltas_block", "forward_threaded", "gradient_update_row"))
-_FORWARD_PARTS = (("forward_threaded", "prepare_inputs"), ("forward_block",))
+_TRAINING_PARTS = (("learn_block", "step_threaded", "prepare_inputs", "gradient_update_row"),
+                   ("forward_block", "deltas_block", "forward_rows", "train_steps"))
+_FORWARD_PARTS = (("forward_rows", "prepare_inputs"), ("forward_block",))
 
 
 def compile_parts(dtype, parts):
@@ -418,8 +430,8 @@ def compile_parts(dtype, parts):
     for part in parts:
         if part in Units._fields:
             engine_unit(part, dtype.name, LAYER_SLOTS)
-        elif part == "forward_threaded":
-            forward_threaded.compile(forward_threaded_types(dtype.name, LAYER_SLOTS))
+        elif part == "forward_rows":
+            forward_rows.compile(forward_rows_types(dtype.name, LAYER_SLOTS))
         elif part == "train_steps":
             train_steps.compile(train_steps_types(dtype.name, LAYER_SLOTS))
         elif part == "prepare_inputs":

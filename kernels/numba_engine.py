@@ -2,8 +2,8 @@
 
 `train_steps` is the one driver, for one thread and for several. Per batch
 it runs phase 1, then phases 2 and 3, through `step_threaded`, a
-``prange`` over blocks (``parallel=True``); `forward_threaded` is phase 1's
-forward pass alone, for prediction. With one block (and Numba's pool set to
+``prange`` over blocks (``parallel=True``); `forward_rows` is phase 1's
+forward pass alone, for prediction, over a block of rows. With one block (and Numba's pool set to
 one thread by the caller) a region runs on the calling thread and wakes
 nobody.
 
@@ -16,7 +16,7 @@ a callee's code into every compiled caller, where LLVM optimises and
 generates it again: through the four levels from a phase to the driver,
 that was most of a cold start (35 s for float32 on 2 cores). Each unit now
 costs its own compile only, a run compiles just the units it calls
-(prediction: `forward_block` and `forward_threaded`), and two processes
+(prediction: `forward_block` and `forward_rows`), and two processes
 can compile different units at once. Inside a unit the small helpers of
 ``numba_affine.py`` and ``numba_elementwise.py`` are linked in and inlined
 as usual. A call through a function value costs nanoseconds, paid a few
@@ -40,16 +40,19 @@ from .numba_phases import (deltas_block, forward_block, gradient_update_row, lea
                            weights_finite)
 
 
-@jit(parallel=True)
-def forward_threaded(forward_fn, n_blocks, rows, n_layers, weights, biases, x, indptr,
-                     indices, values, order, hidden, output, zs, acts, skip_zeros):
-    """The forward pass of rows 0..rows of x (in order) in ``n_blocks`` blocks over threads."""
+@jit
+def forward_rows(forward_fn, lo, hi, rows, n_layers, weights, biases, x, indptr, indices,
+                 values, order, hidden, output, zs, acts, skip_zeros):
+    """The forward pass of rows lo..hi of ``rows`` rows of x (in order), for prediction.
+
+    The caller splits the rows into blocks and runs them on its own threads
+    (this function releases the GIL): prediction is called once per epoch
+    at most, where a ``prange`` region would cost more seconds of compiling
+    than its threads ever save.
+    """
     start = np.int64(0)
-    for t in prange(n_blocks):
-        t = np.int64(t)  # prange counts in uint64
-        forward_fn(rows * t // n_blocks, rows * (t + 1) // n_blocks, rows, start, n_layers,
-                   weights, biases, x, indptr, indices, values, x, order, hidden, output, zs,
-                   acts, skip_zeros)
+    forward_fn(lo, hi, rows, start, n_layers, weights, biases, x, indptr, indices, values, x,
+               order, hidden, output, zs, acts, skip_zeros)
 
 
 @jit(parallel=True, first_class=True)
@@ -190,12 +193,12 @@ def unit_types(dtype, slots) -> Units:
     return Units(**phases, step_threaded=(step, types.none))
 
 
-def forward_threaded_types(dtype, slots) -> tuple:
-    """The argument types `forward_threaded` is called with from Python."""
+def forward_rows_types(dtype, slots) -> tuple:
+    """The argument types `forward_rows` is called with from Python."""
     t = _types(dtype, slots)
     forward = _function_type(*unit_types(dtype, slots).forward_block)
-    return (forward, t.i8, t.i8, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec, t.i8s, t.i8,
-            t.i8, t.mats, t.mats, t.b1)
+    return (forward, t.i8, t.i8, t.i8, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec, t.i8s,
+            t.i8, t.i8, t.mats, t.mats, t.b1)
 
 
 def train_steps_types(dtype, slots) -> tuple:
