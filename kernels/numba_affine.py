@@ -23,12 +23,47 @@ product computes in the dtype it is given.
 
 from __future__ import annotations
 
-import numba.np.linalg  # noqa: F401  (registers Numba's BLAS helper symbols)
+import importlib.machinery
+import importlib.util
+import os
+import sys
+
+import numba.np.linalg
 import numpy as np
-import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so thread limits reach its BLAS)
 from numba import types
 
 from ._jit import jit
+
+
+def _load_cython_blas():
+    """Load ``scipy.linalg.cython_blas`` without running ``scipy.linalg/__init__``.
+
+    Numba's gemm helper (below) imports that module on its first call to
+    find SciPy's BLAS. The usual import first runs the package's
+    ``__init__``, which imports most of SciPy's linear algebra: 0.2 s, a
+    fifth of a warm start. The extension module needs nothing of it, so it
+    is loaded from its file and registered under its own name, where Numba's
+    import (and anyone's later) finds it. Loaded now, at import, so that
+    thread limits set before the first product reach its BLAS.
+    """
+    name = "scipy.linalg.cython_blas"
+    if name in sys.modules:
+        return
+    try:
+        scipy_dir = importlib.util.find_spec("scipy").submodule_search_locations[0]
+        suffixes = importlib.machinery.EXTENSION_SUFFIXES
+        path = next(p for p in (os.path.join(scipy_dir, "linalg", f"cython_blas{suffix}")
+                                for suffix in suffixes) if os.path.exists(p))
+        loader = importlib.machinery.ExtensionFileLoader(name, path)
+        module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader))
+        loader.exec_module(module)
+        sys.modules[name] = module
+    except (ImportError, OSError, StopIteration, TypeError, AttributeError):
+        importlib.import_module(name)  # the usual way, slower
+
+
+_load_cython_blas()
+numba.np.linalg.ensure_blas()  # refuses a SciPy whose BLAS integers Numba was not built for
 
 #: Multiply-adds from which a product goes to BLAS instead of the loops below.
 #: Measured on 2 cores (AMD EPYC, float32): a 32x128 @ 128x64 block (262k)
