@@ -241,16 +241,15 @@ def sparse_affine_row(indices, values, p0, p1, w, b, out_row):
 
 
 @jit(internal=True)
-def all_finite(a):
-    """True when no element of a is inf or NaN (``x * 0`` is 0 only for finite x).
+def all_finite(v):
+    """True when no element of the 1-D v is inf or NaN (``x * 0`` is 0 only for finite x).
 
     Zero inputs may be skipped only while this holds for the other factor:
     the reference computes ``0 * inf = nan``, and so must we.
     """
-    flat = a.reshape(a.size)
-    s = flat.dtype.type(0)
-    for i in range(flat.shape[0]):
-        s += flat[i] * 0
+    s = v.dtype.type(0)
+    for i in range(v.shape[0]):
+        s += v[i] * 0
     return s == 0
 
 

@@ -75,8 +75,11 @@ SPARSE_MIN_WIDTH = 32
 
 #: Layer tuples are padded to this length before entering compiled code, so
 #: one compiled signature per dtype serves every network of up to this many
-#: layers (deeper ones compile their own, once).
-LAYER_SLOTS = 4
+#: layers (deeper ones compile their own, once). Three covers the usual nets
+#: (784-128-64-10, 784-10-10); each slot costs compile time, since every
+#: ``weights[i]`` compiles to a switch over the slots (measured: 4 slots
+#: compile 10-15% slower than 3).
+LAYER_SLOTS = 3
 
 
 # --- checks, padding, scratch -------------------------------------------------------------
@@ -415,12 +418,14 @@ def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
 
 
 #: What a cold `warmup` compiles, split in two halves of about equal cost
-#: (measured per part, in seconds of CPU on AMD EPYC Zen 3, float32: forward
-#: 3.6, deltas 3.6, learn 4.5, the batch-1 update 0.8, the threaded region
-#: 2.6, the forward driver 1.6, the epoch loop 2.5, the inputs 0.6): this
-#: process compiles the first, a second process the other.
-_TRAINING_PARTS = (("learn_block", "step_threaded", "prepare_inputs", "gradient_update_row"),
-                   ("forward_block", "deltas_block", "forward_rows", "train_steps"))
+#: (measured per part, in seconds of CPU on AMD EPYC Zen 3, float32, medians
+#: of a noisy shared machine: learn 4.9, the threaded region 2.4, the epoch
+#: loop 2.5; forward 3.8, deltas 3.4, the batch-1 update 0.7, the forward
+#: driver 0.45, the inputs 0.3): this process compiles the first, a second
+#: process, which first spends ~0.5 s importing, the other.
+_TRAINING_PARTS = (("learn_block", "step_threaded", "train_steps"),
+                   ("forward_block", "deltas_block", "gradient_update_row", "forward_rows",
+                    "prepare_inputs"))
 _FORWARD_PARTS = (("forward_rows", "prepare_inputs"), ("forward_block",))
 
 

@@ -42,8 +42,10 @@ from .numba_elementwise import (activate_row, correct_row, output_delta_row,
 def weights_finite(n_layers, weights):
     """True when every weight is finite: only then may zero inputs be skipped."""
     for i in range(n_layers):
-        if not all_finite(weights[i]):
-            return False
+        w = weights[i]
+        for j in range(w.shape[0]):
+            if not all_finite(w[j]):
+                return False
     return True
 
 
