@@ -14,6 +14,7 @@ metrics JSON and plots. It reports through a `fastnn.events.RunEvents`.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -60,6 +61,7 @@ class RunResult:
     test_accuracy: float | None = None
     compile_seconds: float = 0.0
     total_seconds: float = 0.0
+    startup_seconds: float | None = None  # process start to this run's first epoch
     saved: Path | None = None
     plots: list = field(default_factory=list)
     metrics: dict | None = None
@@ -142,6 +144,8 @@ def run(config: RunConfig, events: RunEvents | None = None, *,
     seen = {"history": resume}
 
     def epoch_ended(epoch_record, history):
+        if result.startup_seconds is None:
+            result.startup_seconds = _process_seconds() - epoch_record.seconds
         seen["history"] = history
         events.on_epoch_end(epoch_record, history)
         checkpoints.on_epoch_end(epoch_record, history)
@@ -199,6 +203,24 @@ def _kept(config: RunConfig, saved_epoch) -> str:
     return " No model was saved."
 
 
+_IMPORTED = time.perf_counter()
+
+
+def _process_seconds() -> float:
+    """Seconds since this process started (on Linux; elsewhere since fastnn was imported).
+
+    Linux counts a process's start in clock ticks since boot, so this is
+    good to a tick (10 ms); it includes the interpreter's own start.
+    """
+    try:
+        with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
+            fields = stat.read().rsplit(")", 1)[1].split()
+            up = float(uptime.read().split()[0])
+        return up - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.perf_counter() - _IMPORTED
+
+
 def _finish(result: RunResult, checkpoints: Checkpointer, events: RunEvents) -> None:
     """Save, score on the test set, write the metrics JSON and the plots."""
     config, task, net, history = result.config, result.task, result.network, result.history
@@ -219,6 +241,7 @@ def _finish(result: RunResult, checkpoints: Checkpointer, events: RunEvents) -> 
         "compile_seconds": result.compile_seconds,
         "train_seconds": sum(record.seconds for record in history.epochs),
         "total_seconds": result.total_seconds,
+        "startup_seconds": result.startup_seconds,
     }
     if config.metrics_json:
         Path(config.metrics_json).write_text(json.dumps(result.metrics, indent=2) + "\n")

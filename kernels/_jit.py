@@ -7,6 +7,7 @@ options below are written once and no decorator repeats them.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -78,6 +79,16 @@ def _kernel_sources_stamp() -> tuple:
                  for path in sorted(_KERNELS_DIR.glob("*.py")))
 
 
+@functools.lru_cache(maxsize=None)
+def _stamp_of_the_sources_imported() -> tuple:
+    """`_kernel_sources_stamp` when the kernels were imported, taken once for all of them.
+
+    Numba takes each function's stamp as it creates the function, and code
+    compiled later in the process comes from the source imported then.
+    """
+    return _kernel_sources_stamp()
+
+
 class _AllKernelSourcesLocator(caching._CacheLocator):
     """Numba's usual cache locator for a kernel, with a stamp covering all kernel modules."""
 
@@ -91,7 +102,7 @@ class _AllKernelSourcesLocator(caching._CacheLocator):
         return self._usual.get_cache_path()
 
     def get_source_stamp(self):
-        return self._usual.get_source_stamp(), _kernel_sources_stamp()
+        return self._usual.get_source_stamp(), _stamp_of_the_sources_imported()
 
     def get_disambiguator(self):
         return self._usual.get_disambiguator()

@@ -50,7 +50,10 @@ def test_a_run_trains_scores_saves_and_writes_its_metrics(tmp_path):
     assert metrics == json.loads(json.dumps(result.metrics))
     assert metrics["config"] == config.record() | {"data": "sample"}
     assert set(metrics) >= {"backend", "dtype", "dataset", "data", "config", "epochs",
-                            "test_accuracy", "compile_seconds", "train_seconds", "total_seconds"}
+                            "test_accuracy", "compile_seconds", "train_seconds", "total_seconds",
+                            "startup_seconds"}
+    # From the process's start (this test process's) to the first epoch: before the run began.
+    assert metrics["startup_seconds"] > metrics["total_seconds"] - metrics["train_seconds"]
     assert any(note.startswith("training 784-8-10 (relu, softmax) on ") for note in events.notes)
     assert result.saved == tmp_path / "m.npz"
 
