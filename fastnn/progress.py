@@ -24,13 +24,14 @@ import math
 import os
 import sys
 import time
-from typing import TextIO
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, TextIO
 
 from .events import RunEvents
 from .history import EpochRecord, History
 from .train import ROWS_PER_CALL, resolve_batch_size
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 MODES = ("bars", "run", "lines", "off")
 #: Most epoch lines the "lines" mode prints for a long run (plus the last one).
@@ -101,6 +102,8 @@ class TrainingProgress:
         self._bar = None
 
     def _new_bar(self, **options) -> tqdm:
+        from tqdm import tqdm  # here, not at import: 0.07 s that runs without bars skip
+
         # A terminal that reports no size (a bare pty) would get empty bars:
         # draw them 100 columns wide instead of following the window.
         sized = terminal_width(self.stream) is not None
