@@ -104,3 +104,33 @@ def test_softmax_does_not_depend_on_where_its_rows_lie(dtype):
         for r in range(64):  # one row at a time: each output row right after its logits
             numba_backend.softmax(logits[r:r + 1], near[r:r + 1])
         np.testing.assert_array_equal(near, far, err_msg=f"outputs {gap} elements after")
+
+
+@pytest.mark.parametrize("batch_size", [48, 64, 600])
+def test_a_step_depends_on_its_batchs_rows_not_on_their_order(small_xy, batch_size):
+    """The numba engine visits a batch's rows in storage order (sequential reads).
+
+    So shuffling the rows within each batch changes nothing, bit for bit; and
+    a full batch gives the same step whatever order it is handed in.
+    """
+    from kernels import numba_backend as nb
+    from kernels.common import RELU, SOFTMAX, allocate_workspace
+
+    x, labels = small_xy  # 600 rows
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[labels]
+    rng = np.random.default_rng(11)
+    order = rng.permutation(len(x))
+    within = order.copy()
+    for start in range(0, len(x), batch_size):
+        within[start:start + batch_size] = rng.permutation(within[start:start + batch_size])
+    assert not np.array_equal(order, within)
+    results = []
+    for visit in (order, within):
+        net = Network([784, 24, 10], hidden="relu", seed=5)
+        weights, biases = tuple(net.weights), tuple(net.biases)
+        ws = allocate_workspace(net.sizes, batch_size, np.float32)
+        nb.train_epoch(weights, biases, nb.prepare_inputs(x), y, visit, batch_size, 0.05, RELU,
+                       SOFTMAX, ws)
+        results.append(fingerprint(net))
+    assert results[0] == results[1]
