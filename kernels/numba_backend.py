@@ -444,8 +444,9 @@ def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
 #: loop 2.5; forward 3.8, deltas 3.4, the batch-1 update 0.7, the forward
 #: driver 0.45, the inputs 0.3): this process compiles the first, a second
 #: process, which first spends ~0.5 s importing, the other.
-_TRAINING_PARTS = (("learn_block", "step_threaded", "train_steps", "prepare_inputs"),
-                   ("forward_block", "deltas_block", "gradient_update_row", "forward_rows"))
+_TRAINING_PARTS = (("gradient_block", "step_threaded", "train_steps", "prepare_inputs"),
+                   ("forward_block", "deltas_block", "update_block", "gradient_update_row",
+                    "forward_rows"))
 _FORWARD_PARTS = (("forward_rows", "prepare_inputs"), ("forward_block",))
 
 

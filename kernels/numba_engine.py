@@ -3,13 +3,13 @@
 `train_steps` is the one driver, for one thread and for several. Per batch
 it runs phase 1, then phases 2 and 3, through `step_threaded`, a
 ``prange`` over blocks (``parallel=True``); `forward_rows` is phase 1's
-forward pass alone, for prediction, over a block of rows. With one block (and Numba's pool set to
-one thread by the caller) a region runs on the calling thread and wakes
-nobody.
+forward pass alone, for prediction, over a block of rows. With one block
+(and Numba's pool set to one thread by the caller) a region runs on the
+calling thread and wakes nobody.
 
 The engine's units are compiled one by one: the phase functions
-`forward_block`, `deltas_block`, `learn_block`, `gradient_update_row` and
-the region `step_threaded` are each compiled on their own, for the
+`forward_block`, `deltas_block`, `gradient_block`, `update_block`,
+`gradient_update_row` and the region `step_threaded` are each compiled on their own, for the
 signature `unit_types` gives them, and handed to their callers as function
 values (`engine_units`), never linked into them. Numba would otherwise copy
 a callee's code into every compiled caller, where LLVM optimises and
@@ -36,8 +36,8 @@ import numpy as np
 from numba import prange, types
 
 from ._jit import first_class_function, jit
-from .numba_phases import (deltas_block, forward_block, gradient_update_row, learn_block,
-                           weights_finite)
+from .numba_phases import (deltas_block, forward_block, gradient_block, gradient_update_row,
+                           update_block, weights_finite)
 
 
 @jit
@@ -56,7 +56,8 @@ def forward_rows(forward_fn, lo, hi, rows, n_layers, weights, biases, x, indptr,
 
 
 @jit(parallel=True, first_class=True)
-def step_threaded(forward_fn, deltas_fn, learn_fn, learn, n_blocks, rows, start, update,
+def step_threaded(forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows, start,
+                  update,
                   n_layers, weights, biases, x, indptr, indices, values, xb, y, order, hidden,
                   output, scale, lr, zs, acts, deltas, grad_w, grad_b, skip_zeros, row_loss,
                   row_hit, row_finite, bounds, col_start, csc_rows, csc_values, touched,
@@ -69,11 +70,13 @@ def step_threaded(forward_fn, deltas_fn, learn_fn, learn, n_blocks, rows, start,
     """
     for t in prange(n_blocks):
         t = np.int64(t)  # prange counts in uint64
-        if learn:
-            learn_fn(t, n_blocks, rows, start, update, n_layers, weights, biases, indptr,
-                     indices, values, xb, order, acts, deltas, grad_w, grad_b, lr, bounds,
-                     col_start, csc_rows, csc_values, touched, touched_list, n_touched,
-                     skip_zeros, new_weights_finite)
+        if learn:  # phases 2 and 3 touch only block t's weights: back to back
+            gradient_fn(t, n_blocks, rows, start, n_layers, indptr, indices, values, xb, order,
+                        acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
+                        touched, touched_list, n_touched, skip_zeros)
+            if update:
+                update_fn(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr, bounds,
+                          touched, touched_list, n_touched, new_weights_finite)
         else:
             lo, hi = rows * t // n_blocks, rows * (t + 1) // n_blocks
             forward_fn(lo, hi, rows, start, n_layers, weights, biases, x, indptr, indices,
@@ -83,7 +86,8 @@ def step_threaded(forward_fn, deltas_fn, learn_fn, learn, n_blocks, rows, start,
 
 
 @jit
-def train_steps(forward_fn, deltas_fn, learn_fn, row_update_fn, step_threaded_fn, n_blocks,
+def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, step_threaded_fn,
+                n_blocks,
                 sparse_first, n_layers, weights, biases, x, indptr, indices, values, xb, y, order,
                 batch_size, lr, hidden, output, zs, acts, deltas, grad_w, grad_b,
                 bounds, row_loss, row_hit, row_finite, col_start, csc_rows, csc_values,
@@ -117,7 +121,7 @@ def train_steps(forward_fn, deltas_fn, learn_fn, row_update_fn, step_threaded_fn
         hits = 0
         for lo in range(0, m, tile):
             rows = min(m, lo + tile) - lo
-            step_threaded_fn(forward_fn, deltas_fn, learn_fn, no, row_blocks, rows, start + lo, no, n_layers, weights, biases, x, indptr, indices,
+            step_threaded_fn(forward_fn, deltas_fn, gradient_fn, update_fn, no, row_blocks, rows, start + lo, no, n_layers, weights, biases, x, indptr, indices,
                              values, xb, y, order, hidden, output, scale, step, zs, acts, deltas,
                              grad_w, grad_b, skip_zeros, row_loss, row_hit, row_finite, bounds,
                              col_start, csc_rows, csc_values, touched, touched_list, n_touched,
@@ -138,7 +142,7 @@ def train_steps(forward_fn, deltas_fn, learn_fn, row_update_fn, step_threaded_fn
                 continue
             last_tile = lo + rows == m
             sparse_gradient = sparse_first and deltas_finite
-            step_threaded_fn(forward_fn, deltas_fn, learn_fn, yes, n_blocks, rows, start + lo,
+            step_threaded_fn(forward_fn, deltas_fn, gradient_fn, update_fn, yes, n_blocks, rows, start + lo,
                              last_tile, n_layers, weights, biases, x, indptr, indices, values, xb,
                              y, order, hidden, output, scale, step, zs, acts, deltas, grad_w,
                              grad_b, sparse_gradient, row_loss, row_hit,
@@ -158,11 +162,11 @@ def train_steps(forward_fn, deltas_fn, learn_fn, row_update_fn, step_threaded_fn
 # --- signatures, and the units compiled on demand -------------------------------------------
 
 #: The engine's units, as `engine_units` returns them.
-Units = namedtuple("Units", "forward_block deltas_block learn_block gradient_update_row "
-                            "step_threaded")
+Units = namedtuple("Units", "forward_block deltas_block gradient_block update_block "
+                            "gradient_update_row step_threaded")
 
-_DISPATCHERS = Units(forward_block, deltas_block, learn_block, gradient_update_row,
-                     step_threaded)
+_DISPATCHERS = Units(forward_block, deltas_block, gradient_block, update_block,
+                     gradient_update_row, step_threaded)
 
 
 def unit_types(dtype, slots) -> Units:
@@ -177,18 +181,19 @@ def unit_types(dtype, slots) -> Units:
                t.i8s, t.i8, t.i8, t.mats, t.mats, t.b1)
     deltas = (t.i8, t.i8, t.i8, t.i8, t.i8, t.mats, t.mat, t.i8s, t.i8, t.i8, t.f, t.mats,
               t.mats, t.mats, t.vec, t.i8s, t.u8s)
-    learn = (t.i8, t.i8, t.i8, t.i8, t.b1, t.i8, t.mats, t.vecs, t.i8s, t.i4s, t.vec, t.mat,
-             t.i8s, t.mats, t.mats, t.mats, t.vecs, t.f, t.i8s, t.i8s, t.i4s, t.vec, t.u8s,
-             t.i8s, t.i8s, t.b1, t.u8s)
+    gradient = (t.i8, t.i8, t.i8, t.i8, t.i8, t.i8s, t.i4s, t.vec, t.mat, t.i8s, t.mats, t.mats,
+                t.mats, t.vecs, t.i8s, t.i8s, t.i4s, t.vec, t.u8s, t.i8s, t.i8s, t.b1)
+    update = (t.i8, t.i8, t.i8, t.mats, t.vecs, t.mats, t.vecs, t.f, t.i8s, t.u8s, t.i8s, t.i8s,
+              t.u8s)
     row_update = (t.i8, t.mats, t.vecs, t.mats, t.mats, t.f, t.vec, t.i4s, t.vec, t.i8, t.i8,
                   t.b1)
     phases = {"forward_block": (forward, types.none), "deltas_block": (deltas, types.none),
-              "learn_block": (learn, types.none),
+              "gradient_block": (gradient, types.none), "update_block": (update, types.none),
               "gradient_update_row": (row_update, types.boolean)}
     fn = {name: _function_type(*unit) for name, unit in phases.items()}
-    step = (fn["forward_block"], fn["deltas_block"], fn["learn_block"], t.b1, t.i8, t.i8, t.i8,
-            t.b1, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec, t.mat, t.mat, t.i8s, t.i8,
-            t.i8, t.f, t.f, t.mats, t.mats, t.mats, t.mats, t.vecs, t.b1, t.vec, t.i8s, t.u8s,
+    step = (fn["forward_block"], fn["deltas_block"], fn["gradient_block"], fn["update_block"],
+            t.b1, t.i8, t.i8, t.i8, t.b1, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec,
+            t.mat, t.mat, t.i8s, t.i8, t.i8, t.f, t.f, t.mats, t.mats, t.mats, t.mats, t.vecs, t.b1, t.vec, t.i8s, t.u8s,
             t.i8s, t.i8s, t.i4s, t.vec, t.u8s, t.i8s, t.i8s, t.u8s)
     return Units(**phases, step_threaded=(step, types.none))
 

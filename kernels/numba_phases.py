@@ -203,7 +203,7 @@ def first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0,
     n_touched[t] = count
 
 
-@jit(internal=True)
+@jit(first_class=True)
 def gradient_block(t, n_blocks, rows, start, n_layers, indptr, indices, values, xb, order,
                    acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
                    touched, touched_list, n_touched, skip_zeros):
@@ -249,7 +249,7 @@ def gradient_block(t, n_blocks, rows, start, n_layers, indptr, indices, values, 
             gb[c] = total
 
 
-@jit(internal=True)
+@jit(first_class=True)
 def update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
                  bounds, touched, touched_list, n_touched, new_weights_finite):
     """Phase 3, block t: ``param -= lr * grad`` on block t, then zero the gradient.
@@ -289,23 +289,6 @@ def update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
         for c in range(m * t // n_blocks, m * (t + 1) // n_blocks):
             b[c] -= lr * gb[c]
             gb[c] = 0
-
-
-@jit(first_class=True)
-def learn_block(t, n_blocks, rows, start, update, n_layers, weights, biases, indptr,
-                indices, values, xb, order, acts, deltas, grad_w, grad_b, lr, bounds, col_start,
-                csc_rows, csc_values, touched, touched_list, n_touched, skip_zeros,
-                new_weights_finite):
-    """Phases 2 and 3 for block t (3 only with ``update``, after a step's last tile).
-
-    Both touch only block t's weights, so one thread runs them back to back.
-    """
-    gradient_block(t, n_blocks, rows, start, n_layers, indptr, indices, values, xb, order,
-                   acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
-                   touched, touched_list, n_touched, skip_zeros)
-    if update:
-        update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
-                     bounds, touched, touched_list, n_touched, new_weights_finite)
 
 
 @jit(first_class=True)

@@ -121,18 +121,20 @@ def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden
             _forward(units.forward_block, n_blocks, count, start, n_layers, w, b, x, indptr,
                      indices, values, ws.x, order, hidden, SOFTMAX, zs, acts, sparse)
             return
-        _call(units.step_threaded, units.forward_block, units.deltas_block, units.learn_block,
-              False, n_blocks, count, start, False, n_layers, w, b, x, indptr, indices, values,
-              ws.x, y, order, hidden, SOFTMAX, scale, lr, zs, acts, deltas, grad_w, grad_b,
-              sparse, row_loss, row_hit, row_finite, bounds, col_start, csc_rows, csc_values,
-              touched, touched_list, n_touched, finite)
+        _call(units.step_threaded, units.forward_block, units.deltas_block,
+              units.gradient_block, units.update_block, False, n_blocks, count, start, False,
+              n_layers, w, b, x, indptr, indices, values, ws.x, y, order, hidden, SOFTMAX,
+              scale, lr, zs, acts, deltas, grad_w, grad_b, sparse, row_loss, row_hit,
+              row_finite, bounds, col_start, csc_rows, csc_values, touched, touched_list,
+              n_touched, finite)
 
     def learn(start, count, update):
-        _call(units.step_threaded, units.forward_block, units.deltas_block, units.learn_block,
-              True, n_blocks, count, start, update, n_layers, w, b, x, indptr, indices, values,
-              ws.x, y, order, hidden, SOFTMAX, scale, lr, zs, acts, deltas, grad_w, grad_b,
-              sparse, row_loss, row_hit, row_finite, bounds, col_start, csc_rows, csc_values,
-              touched, touched_list, n_touched, finite)
+        _call(units.step_threaded, units.forward_block, units.deltas_block,
+              units.gradient_block, units.update_block, True, n_blocks, count, start, update,
+              n_layers, w, b, x, indptr, indices, values, ws.x, y, order, hidden, SOFTMAX,
+              scale, lr, zs, acts, deltas, grad_w, grad_b, sparse, row_loss, row_hit,
+              row_finite, bounds, col_start, csc_rows, csc_values, touched, touched_list,
+              n_touched, finite)
 
     def timed(call, *arguments):
         started = time.perf_counter()
