@@ -11,15 +11,15 @@ from . import info
 from .config import ConfigError
 
 #: Seconds the numba kernels of one dtype take to compile from an empty cache:
-#: a cold `fastnn train` took 13.7 s in all (a warm one 2.4 s) on a 2-core AMD
-#: EPYC (Zen 3) in a slow minute of a shared machine, with
-#: `scripts/bench_cold_start.py`; 9.6 s in a fast minute. The notice says the
-#: last time this machine took, once known.
+#: a cold `fastnn train` took 11.5-12.9 s in all (a warm one 1.9-2.1 s) on a
+#: 2-core AMD EPYC (Zen 3) in a slow stretch of a shared machine, with
+#: `scripts/bench_cold_start.py`. The notice says the last time this machine
+#: took, once known.
 TYPICAL_COMPILE_SECONDS = 11
 
 #: The same for the forward pass alone, all that `evaluate` and `predict`
 #: compile with ``--backend numba``: a cold `fastnn evaluate --backend numba`
-#: took 6.4 s in all (warm: 1.7 s) on that machine.
+#: took 6.8 s in all (warm: 1.3-1.7 s) on that machine.
 TYPICAL_FORWARD_COMPILE_SECONDS = 5
 
 

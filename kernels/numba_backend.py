@@ -440,10 +440,10 @@ def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
 
 #: What a cold `warmup` compiles, split in two halves of about equal cost
 #: (measured per part, in seconds of CPU on AMD EPYC Zen 3, float32, medians
-#: of a noisy shared machine: learn 4.9, the threaded region 2.4, the epoch
-#: loop 2.5; forward 3.8, deltas 3.4, the batch-1 update 0.7, the forward
-#: driver 0.45, the inputs 0.3): this process compiles the first, a second
-#: process, which first spends ~0.5 s importing, the other.
+#: of a noisy shared machine: gradients 3.9, the threaded region 2.4, the
+#: epoch loop 2.5, the inputs 0.3; forward 3.6, deltas 3.3, the update 0.8,
+#: the batch-1 update 0.7, the forward driver 0.45): this process compiles
+#: the first, a second process, which first spends ~0.5 s importing, the other.
 _TRAINING_PARTS = (("gradient_block", "step_threaded", "train_steps", "prepare_inputs"),
                    ("forward_block", "deltas_block", "update_block", "gradient_update_row",
                     "forward_rows"))
