@@ -447,7 +447,9 @@ def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
 _TRAINING_PARTS = (("gradient_block", "step_threaded", "train_steps", "prepare_inputs"),
                    ("forward_block", "deltas_block", "update_block", "gradient_update_row",
                     "forward_rows"))
-_FORWARD_PARTS = (("forward_rows", "prepare_inputs"), ("forward_block",))
+#: The forward pass alone (evaluate, predict): the forward unit is most of it,
+#: so this process takes it, and the helper, which starts later, the rest.
+_FORWARD_PARTS = (("forward_block",), ("forward_rows", "prepare_inputs"))
 
 
 def compile_parts(dtype, parts):
