@@ -116,25 +116,24 @@ def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden
     sparse = nb._sparse_first(weights)
     units = engine_units(np.float32, len(w))
 
-    def rows(train, start, count):
-        if not train:
-            _forward(units.forward_block, n_blocks, count, start, n_layers, w, b, x, indptr,
-                     indices, values, ws.x, order, hidden, SOFTMAX, zs, acts, sparse)
-            return
+    def step(learn, start, count, update):
+        """One threaded region: phase 1, or with ``learn`` phases 2 and 3."""
         _call(units.step_threaded, units.forward_block, units.deltas_block,
-              units.gradient_block, units.update_block, False, n_blocks, count, start, False,
+              units.gradient_block, units.update_block, learn, n_blocks, count, start, update,
               n_layers, w, b, x, indptr, indices, values, ws.x, y, order, hidden, SOFTMAX,
               scale, lr, zs, acts, deltas, grad_w, grad_b, sparse, row_loss, row_hit,
               row_finite, bounds, col_start, csc_rows, csc_values, touched, touched_list,
               n_touched, finite)
 
+    def rows(train, start, count):
+        if not train:
+            _forward(units.forward_block, n_blocks, count, start, n_layers, w, b, x, indptr,
+                     indices, values, ws.x, order, hidden, SOFTMAX, zs, acts, sparse)
+            return
+        step(False, start, count, False)
+
     def learn(start, count, update):
-        _call(units.step_threaded, units.forward_block, units.deltas_block,
-              units.gradient_block, units.update_block, True, n_blocks, count, start, update,
-              n_layers, w, b, x, indptr, indices, values, ws.x, y, order, hidden, SOFTMAX,
-              scale, lr, zs, acts, deltas, grad_w, grad_b, sparse, row_loss, row_hit,
-              row_finite, bounds, col_start, csc_rows, csc_values, touched, touched_list,
-              n_touched, finite)
+        step(True, start, count, update)
 
     def timed(call, *arguments):
         started = time.perf_counter()
