@@ -91,7 +91,6 @@ def _check_layers(weights, biases, dtype):
             got = getattr(arr, "dtype", type(arr).__name__)
             raise ValueError(f"numba backend: parameters must be C-contiguous {dtype} arrays "
                              f"(got {got})")
-
     return len(weights)
 
 
@@ -367,8 +366,9 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
     with _threads_for(n_blocks):
         loss_sum, n_correct, n_steps = train_steps(
             *engine_units(x.dtype, len(weights)), n_blocks, _sparse_first(weights), n_layers,
-            weights, biases, x, inputs.indptr, inputs.indices, inputs.values, ws.x, y, order, batch_size, float(lr), int(hidden),
-            int(output), zs, acts, deltas, grad_w, grad_b, *scratch)
+            weights, biases, x, inputs.indptr, inputs.indices, inputs.values, ws.x, y, order,
+            batch_size, float(lr), int(hidden), int(output), zs, acts, deltas, grad_w, grad_b,
+            *scratch)
     return float(loss_sum), int(n_correct), int(n_steps)
 
 

@@ -9,8 +9,8 @@ calling thread and wakes nobody.
 
 The engine's units are compiled one by one: the phase functions
 `forward_block`, `deltas_block`, `gradient_block`, `update_block`,
-`gradient_update_row` and the region `step_threaded` are each compiled on their own, for the
-signature `unit_types` gives them, and handed to their callers as function
+`gradient_update_row` and the region `step_threaded` are each compiled on
+their own, for the signature `unit_types` gives them, and handed to their callers as function
 values (`engine_units`), never linked into them. Numba would otherwise copy
 a callee's code into every compiled caller, where LLVM optimises and
 generates it again: through the four levels from a phase to the driver,
@@ -57,10 +57,9 @@ def forward_rows(forward_fn, lo, hi, rows, n_layers, weights, biases, x, indptr,
 
 @jit(parallel=True, first_class=True)
 def step_threaded(forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows, start,
-                  update,
-                  n_layers, weights, biases, x, indptr, indices, values, xb, y, order, hidden,
-                  output, scale, lr, zs, acts, deltas, grad_w, grad_b, skip_zeros, row_loss,
-                  row_hit, row_finite, bounds, col_start, csc_rows, csc_values, touched,
+                  update, n_layers, weights, biases, x, indptr, indices, values, xb, y, order,
+                  hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b, skip_zeros,
+                  row_loss, row_hit, row_finite, bounds, col_start, csc_rows, csc_values, touched,
                   touched_list, n_touched, new_weights_finite):
     """Phase 1 of a tile of ``rows`` rows, or with ``learn`` phases 2 and 3, over threads.
 
@@ -121,7 +120,8 @@ def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, st
         hits = 0
         for lo in range(0, m, tile):
             rows = min(m, lo + tile) - lo
-            step_threaded_fn(forward_fn, deltas_fn, gradient_fn, update_fn, no, row_blocks, rows, start + lo, no, n_layers, weights, biases, x, indptr, indices,
+            step_threaded_fn(forward_fn, deltas_fn, gradient_fn, update_fn, no, row_blocks, rows,
+                             start + lo, no, n_layers, weights, biases, x, indptr, indices,
                              values, xb, y, order, hidden, output, scale, step, zs, acts, deltas,
                              grad_w, grad_b, skip_zeros, row_loss, row_hit, row_finite, bounds,
                              col_start, csc_rows, csc_values, touched, touched_list, n_touched,
@@ -142,12 +142,12 @@ def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, st
                 continue
             last_tile = lo + rows == m
             sparse_gradient = sparse_first and deltas_finite
-            step_threaded_fn(forward_fn, deltas_fn, gradient_fn, update_fn, yes, n_blocks, rows, start + lo,
-                             last_tile, n_layers, weights, biases, x, indptr, indices, values, xb,
-                             y, order, hidden, output, scale, step, zs, acts, deltas, grad_w,
-                             grad_b, sparse_gradient, row_loss, row_hit,
-                             row_finite, bounds, col_start, csc_rows, csc_values, touched,
-                             touched_list, n_touched, new_weights_finite)
+            step_threaded_fn(forward_fn, deltas_fn, gradient_fn, update_fn, yes, n_blocks, rows,
+                             start + lo, last_tile, n_layers, weights, biases, x, indptr, indices,
+                             values, xb, y, order, hidden, output, scale, step, zs, acts, deltas,
+                             grad_w, grad_b, sparse_gradient, row_loss, row_hit, row_finite,
+                             bounds, col_start, csc_rows, csc_values, touched, touched_list,
+                             n_touched, new_weights_finite)
             if last_tile:
                 for t in range(n_blocks):
                     skip_zeros = skip_zeros and new_weights_finite[t] == 1
@@ -193,8 +193,8 @@ def unit_types(dtype, slots) -> Units:
     fn = {name: _function_type(*unit) for name, unit in phases.items()}
     step = (fn["forward_block"], fn["deltas_block"], fn["gradient_block"], fn["update_block"],
             t.b1, t.i8, t.i8, t.i8, t.b1, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec,
-            t.mat, t.mat, t.i8s, t.i8, t.i8, t.f, t.f, t.mats, t.mats, t.mats, t.mats, t.vecs, t.b1, t.vec, t.i8s, t.u8s,
-            t.i8s, t.i8s, t.i4s, t.vec, t.u8s, t.i8s, t.i8s, t.u8s)
+            t.mat, t.mat, t.i8s, t.i8, t.i8, t.f, t.f, t.mats, t.mats, t.mats, t.mats, t.vecs,
+            t.b1, t.vec, t.i8s, t.u8s, t.i8s, t.i8s, t.i4s, t.vec, t.u8s, t.i8s, t.i8s, t.u8s)
     return Units(**phases, step_threaded=(step, types.none))
 
 
@@ -242,4 +242,3 @@ def engine_units(dtype, slots) -> Units:
     """All units for ``dtype`` and ``slots``-long layer tuples, compiled on first use."""
     name = np.dtype(dtype).name
     return Units(*(engine_unit(unit, name, slots) for unit in Units._fields))
-
