@@ -37,6 +37,9 @@ class Task:
     labels_test: np.ndarray
     source: str
     origin: str
+    #: What it was made from, when `fastnn.workflow.prepare_task` made it
+    #: (`fastnn.workflow.task_settings`): runs with the same settings may share it.
+    settings: tuple = ()
 
     @property
     def name(self) -> str:

@@ -77,6 +77,12 @@ class RunResult:
         return sum(record.seconds for record in self.this_run)
 
 
+def task_settings(config: RunConfig) -> tuple:
+    """What `prepare_task` makes a task of: the data, digits, validation size, seed and dtype."""
+    return (config.data, config.data_dir, config.digits, config.val_size, config.seed,
+            config.dtype)
+
+
 def prepare_task(config: RunConfig, events: RunEvents | None = None) -> Task:
     """The task ``config`` trains on: its data found (or downloaded) and split, as `run` does.
 
@@ -88,10 +94,11 @@ def prepare_task(config: RunConfig, events: RunEvents | None = None) -> Task:
     if data.note:
         events.note(data.note)
     try:
-        return make_task(data, config.digits, val_size=config.val_size, seed=config.seed,
+        task = make_task(data, config.digits, val_size=config.val_size, seed=config.seed,
                          dtype=config.dtype)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    return replace(task, settings=task_settings(config))
 
 
 def run(config: RunConfig, events: RunEvents | None = None, *,
@@ -118,9 +125,9 @@ def run(config: RunConfig, events: RunEvents | None = None, *,
 
     if task is None:
         task = prepare_task(config, events)
-    elif task.classes != config.digits or task.x_train.dtype != config.dtype:
-        raise ConfigError(f"the task given is {task.name} in {task.x_train.dtype}; these "
-                          f"settings train on digits {config.digits} in {config.dtype}")
+    elif task.settings != task_settings(config):
+        raise ConfigError(f"the task given was made for other settings ({task.name} in "
+                          f"{task.x_train.dtype}): make it with prepare_task(config)")
     config = replace(config, data=task.source)
     net = Network(config.sizes, hidden=config.hidden, classes=config.digits,
                   dtype=config.dtype, seed=config.seed, init=config.init)

@@ -123,5 +123,8 @@ def test_a_task_made_for_other_settings_is_refused():
     from fastnn.workflow import prepare_task
 
     pair = prepare_task(RunConfig(**QUICK, digits=(4, 9)))
-    with pytest.raises(ConfigError, match="the task given is 4 vs 9"):
+    with pytest.raises(ConfigError, match=r"the task given was made for other settings \(4 vs 9"):
         run(RunConfig(**QUICK, epochs=1), task=pair)
+    other_split = prepare_task(RunConfig(**(QUICK | {"seed": QUICK["seed"] + 1})))
+    with pytest.raises(ConfigError, match="made for other settings"):
+        run(RunConfig(**QUICK, epochs=1), task=other_split)

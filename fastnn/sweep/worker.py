@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from ..config import ConfigError, RunConfig
 from ..events import RunEvents
-from ..workflow import RunDiverged, prepare_task, run
+from ..workflow import RunDiverged, prepare_task, run, task_settings
 from .report import trial_line
 from .space import SearchSpace, parse_value
 from .study import StudySpec, count, make_sampler, mark_owner, open_study, optuna
@@ -94,8 +94,7 @@ _TASKS = {}
 
 
 def _task_for(config: RunConfig, events: RunEvents):
-    key = (config.data, config.data_dir, config.digits, config.val_size, config.seed,
-           config.dtype)
+    key = task_settings(config)
     if key not in _TASKS:
         _TASKS[key] = prepare_task(config, events)
     return _TASKS[key]
