@@ -200,10 +200,22 @@ def is_cached(dispatcher, dtype_name=None) -> bool:
     """Whether the disk cache holds fresh code of ``dispatcher`` for this CPU.
 
     Fresh: compiled from the kernels' current source (see the locator
-    above). With ``dtype_name``, for a signature taking arrays of that dtype.
-    Reads the cache's index only; nothing is loaded.
+    above). With ``dtype_name``, for a signature taking arrays of that dtype
+    (as arguments or in tuples). Reads the cache's index only; nothing is
+    loaded.
     """
     index = dispatcher._cache._cache_file._load_index()
     here = dispatcher.targetctx.codegen().magic_tuple()
-    return any(key[1] == here and (dtype_name is None or dtype_name in {
-        str(arg.dtype) for arg in key[0] if isinstance(arg, numba.types.Array)}) for key in index)
+    return any(key[1] == here and (dtype_name is None or dtype_name in _array_dtypes(key[0]))
+               for key in index)
+
+
+def _array_dtypes(argument_types) -> set:
+    """The names of the dtypes of the arrays among ``argument_types``, in tuples too."""
+    found = set()
+    for arg in argument_types:
+        if isinstance(arg, numba.types.Array):
+            found.add(str(arg.dtype))
+        elif isinstance(arg, numba.types.BaseTuple):
+            found |= _array_dtypes(arg.types)
+    return found

@@ -44,10 +44,10 @@ from .numba_affine import affine_backward_input, affine_backward_params, affine_
 from .numba_elementwise import (count_correct, output_delta, relu, relu_backward, sgd_update,
                                 sigmoid, sigmoid_backward, sigmoid_cross_entropy, softmax,
                                 softmax_cross_entropy)
-from .numba_engine import (Units, engine_unit, engine_units, forward_rows, forward_rows_types,
-                           step_threaded, train_steps, train_steps_types)
-from .numba_inputs import check_prepared, prepare_inputs
-from .numba_phases import backward_block, forward_block, gradient_block
+from .numba_engine import (UNIT_FUNCTIONS, Units, engine_unit, engine_units, forward_rows,
+                           forward_rows_types, train_steps, train_steps_types)
+from .numba_inputs import check_prepared, count_nonzeros, gather_nonzeros, prepare_inputs
+from .numba_phases import backward_block, gradient_block
 
 NAME = "numba"
 
@@ -389,11 +389,14 @@ def is_compiled(dtype=np.float32, batch_size=64, *, training=True) -> bool:
 def is_cached(dtype=np.float32, *, training=True) -> bool:
     """Whether the disk cache holds the training loop (or the forward pass) of ``dtype``.
 
-    Compiled for this CPU from the current source: then `warmup` only loads.
-    A look at the cache's indexes; nothing is loaded.
+    Every part `warmup` would compile, compiled for this CPU from the current
+    source: then `warmup` only loads. (A first run stopped halfway leaves
+    some parts cached and not others.) A look at the cache's indexes;
+    nothing is loaded.
     """
-    needed = (train_steps, step_threaded) if training else (forward_rows, forward_block)
-    return all(_is_cached(dispatcher, np.dtype(dtype).name) for dispatcher in needed)
+    parts = sum(_TRAINING_PARTS if training else _FORWARD_PARTS, ())
+    return all(_is_cached(function, np.dtype(dtype).name)
+               for part in parts for function in _PART_FUNCTIONS[part])
 
 
 def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
@@ -450,6 +453,12 @@ _TRAINING_PARTS = (("gradient_block", "step_threaded", "train_steps", "prepare_i
 #: The forward pass alone (evaluate, predict): the forward unit is most of it,
 #: so this process takes it, and the helper, which starts later, the rest.
 _FORWARD_PARTS = (("forward_block",), ("forward_rows", "prepare_inputs"))
+
+
+#: The compiled functions behind each part.
+_PART_FUNCTIONS = {**{name: (function,) for name, function in zip(Units._fields, UNIT_FUNCTIONS)},
+                   "forward_rows": (forward_rows,), "train_steps": (train_steps,),
+                   "prepare_inputs": (count_nonzeros, gather_nonzeros)}
 
 
 def compile_parts(dtype, parts):

@@ -165,7 +165,8 @@ def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, st
 Units = namedtuple("Units", "forward_block deltas_block gradient_block update_block "
                             "gradient_update_row step_threaded")
 
-_DISPATCHERS = Units(forward_block, deltas_block, gradient_block, update_block,
+#: The compiled function behind each unit.
+UNIT_FUNCTIONS = Units(forward_block, deltas_block, gradient_block, update_block,
                      gradient_update_row, step_threaded)
 
 
@@ -235,7 +236,7 @@ def _function_type(argument_types, return_type):
 def engine_unit(name, dtype_name, slots):
     """Unit ``name`` compiled (or loaded from the disk cache) for the dtype, as a function value."""
     arguments, _ = getattr(unit_types(dtype_name, slots), name)
-    return first_class_function(getattr(_DISPATCHERS, name), arguments)
+    return first_class_function(getattr(UNIT_FUNCTIONS, name), arguments)
 
 
 def engine_units(dtype, slots) -> Units:
