@@ -218,9 +218,13 @@ def test_a_diverging_trial_is_pruned_not_fatal(tmp_path, in_process):
 
 
 def test_successive_halving_is_selectable(in_process):
+    from fastnn.sweep.study import make_pruner
+
     result = in_process(*QUICK, "--pruner", "halving", "--trials", "3")
     assert result.returncode == 0, result.stderr
     assert "median" not in result.stderr and "halving pruner" in result.stderr
+    assert isinstance(make_pruner("halving"), optuna.pruners.SuccessiveHalvingPruner)
+    assert isinstance(make_pruner("median"), optuna.pruners.MedianPruner)
 
 
 # --- the search space -------------------------------------------------------------------

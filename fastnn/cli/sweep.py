@@ -144,6 +144,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except StudyError as err:
         raise Failure(str(err)) from None
 
+    note(args, f"sweep: {outcome.finished} trial(s) finished in this run")
     shown = {"backend": args.backend, "threads": threads, "data_dir": args.data_dir}
     if args.json:
         print(json.dumps(study_json(outcome.study, args.storage, shown), indent=2))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 
+from ..config import flag_text
 from ..extras import require
 from .space import PARAMETERS, value_text
 
@@ -76,9 +77,7 @@ def train_command(trial, study, settings: dict) -> str:
     words = ["fastnn", "train"]
     for name in ("layers", "hidden", "init", "batch_size", "lr", "epochs", "seed", "val_size",
                  "digits", "dtype", "data"):
-        value = values[name]
-        if name == "digits":
-            value = "all" if len(value) == 10 else ",".join(map(str, value))
+        value = flag_text(values[name]) if name == "digits" else values[name]
         words += ["--" + name.replace("_", "-"), value_text(tuple(value)) if name == "layers"
                   else value_text(value)]
     backend = trial.user_attrs.get("backend", settings.get("backend"))
