@@ -22,23 +22,35 @@ def _raise_interrupt(signum, frame):
 
 
 @contextmanager
-def signals_interrupt():
-    """While active, SIGINT and SIGTERM raise KeyboardInterrupt in the main thread.
+def handling_stop_signals(handler, keep=lambda current: False):
+    """While active (in the main thread), ``handler`` receives SIGINT and SIGTERM.
 
-    A signal the parent process set to be ignored stays ignored; the previous
-    handlers come back on exit.
+    A signal whose current handler ``keep`` accepts keeps it; the previous
+    handlers come back on exit. Elsewhere than the main thread, nothing changes.
     """
-    _last["signal"] = signal.SIGINT
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for signum in STOP_SIGNALS:
-            if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
-                previous[signum] = signal.signal(signum, _raise_interrupt)
+            if not keep(signal.getsignal(signum)):
+                previous[signum] = signal.signal(signum, handler)
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, replaced in previous.items():
+            signal.signal(signum, replaced)
+
+
+@contextmanager
+def signals_interrupt():
+    """While active, SIGINT and SIGTERM raise KeyboardInterrupt in the main thread.
+
+    A signal the parent process set to be ignored (or that has a handler of
+    someone else's) stays as it was; the previous handlers come back on exit.
+    """
+    _last["signal"] = signal.SIGINT
+    with handling_stop_signals(_raise_interrupt, keep=lambda current: current not in (
+            signal.SIG_DFL, signal.default_int_handler)):
+        yield
 
 
 def stop_signal() -> tuple:
@@ -50,12 +62,5 @@ def stop_signal() -> tuple:
 @contextmanager
 def signals_ignored():
     """While active (in the main thread), SIGINT and SIGTERM are ignored."""
-    ignored = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in STOP_SIGNALS:
-            ignored[signum] = signal.signal(signum, signal.SIG_IGN)
-    try:
+    with handling_stop_signals(signal.SIG_IGN):
         yield
-    finally:
-        for signum, handler in ignored.items():
-            signal.signal(signum, handler)

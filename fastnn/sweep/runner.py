@@ -6,10 +6,10 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import signal
-import threading
 from dataclasses import dataclass, field
 
 from ..config import ConfigError
+from ..interrupts import handling_stop_signals
 from .study import StudyError, count, fail_orphans, open_study
 from .worker import StopFlag, WorkerPlan, worker_main
 
@@ -43,7 +43,9 @@ class _Signals:
     calls ``force`` (which kills the workers)."""
 
     def __init__(self, stop: StopFlag, force=lambda: None):
-        self.stop, self.force, self.signum, self.previous = stop, force, None, {}
+        self.stop, self.force, self.signum = stop, force, None
+        self._handling = handling_stop_signals(self._handle,
+                                               keep=lambda current: current is signal.SIG_IGN)
 
     def _handle(self, signum, frame):
         if self.signum is not None:
@@ -53,15 +55,11 @@ class _Signals:
         self.stop.set()
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                if signal.getsignal(signum) is not signal.SIG_IGN:
-                    self.previous[signum] = signal.signal(signum, self._handle)
+        self._handling.__enter__()
         return self
 
     def __exit__(self, *exc):
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
+        return self._handling.__exit__(*exc)
 
 
 def run_sweep(plan: WorkerPlan, jobs: int, note=lambda message: None,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from ..config import ConfigError, RunConfig
 from ..events import RunEvents
+from ..interrupts import STOP_SIGNALS
 from ..workflow import RunDiverged, prepare_task, run, task_settings
 from .report import trial_line
 from .space import SearchSpace, parse_value
@@ -193,7 +194,7 @@ def worker_main(plan: WorkerPlan, claims, event, results, worker: int) -> None:
     ("error", kind, text) with kind "usage" or "failure".
     """
     stop = StopFlag(event, parent=os.getppid())
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, stop.set)
     try:
         results.put(("done", work(plan, claims, stop, worker)))
