@@ -13,7 +13,8 @@ import warnings
 from pathlib import Path
 
 import numba
-from numba.core import caching
+from numba.core import caching, config
+from numba.core.compiler_lock import global_compiler_lock
 from numba.core.errors import NumbaExperimentalFeatureWarning
 from numba.core.types.function_type import CompileResultWAP
 
@@ -45,6 +46,9 @@ os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 #:              exact libm calls keep saturated sigmoid/softmax losses equal to
 #:              the reference's.
 FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
+
+#: For the few helpers whose sums must stay in the order written (see `jit`).
+FASTMATH_IN_ORDER = FASTMATH - {"reassoc"}
 
 #: Options shared by every kernel.
 #:
@@ -139,7 +143,7 @@ DISPATCHERS = []
 _PARALLEL_OF = {}
 
 
-def jit(func=None, *, parallel=False, internal=False, first_class=False):
+def jit(func=None, *, parallel=False, internal=False, first_class=False, reassociate=True):
     """Compile ``func`` with `OPTIONS`; ``parallel=True`` only for a distinct driver.
 
     ``internal=True`` is for a small helper that only compiled code calls:
@@ -153,10 +157,18 @@ def jit(func=None, *, parallel=False, internal=False, first_class=False):
     caller and LLVM optimises and generates it again there: through the
     engine's four levels of calls, that was most of a cold start.
 
+    ``reassociate=False`` compiles without ``reassoc`` (`FASTMATH_IN_ORDER`),
+    for a helper that keeps one running sum per output unit in named
+    variables: with ``reassoc`` LLVM vectorises the loop over the inputs
+    instead, assembling each vector from scattered loads (measured 2x
+    slower); without it, the SLP vectoriser packs the sums into registers.
+    The flags stay on the helper's instructions where a caller inlines it.
+
     Usable bare (``@jit``) or with options (``@jit(internal=True)``).
     """
     if func is None:
-        return lambda f: jit(f, parallel=parallel, internal=internal, first_class=first_class)
+        return lambda f: jit(f, parallel=parallel, internal=internal, first_class=first_class,
+                             reassociate=reassociate)
     key = (func.__module__, func.__qualname__)
     if _PARALLEL_OF.setdefault(key, parallel) != parallel:
         raise ValueError(
@@ -169,9 +181,38 @@ def jit(func=None, *, parallel=False, internal=False, first_class=False):
         wrappers["no_cpython_wrapper"] = True
     if internal:  # a first-class function is called through its C wrapper
         wrappers["no_cfunc_wrapper"] = True
-    dispatcher = numba.njit(parallel=parallel, **OPTIONS, **wrappers)(func)
+    options = dict(OPTIONS, fastmath=set(FASTMATH if reassociate else FASTMATH_IN_ORDER))
+    dispatcher = numba.njit(parallel=parallel, **options, **wrappers)(func)
+    dispatcher.compile = _slp_vectorising(dispatcher.compile)
     DISPATCHERS.append(dispatcher)
     return dispatcher
+
+
+def _slp_vectorising(compile):
+    """``compile`` run with LLVM's SLP vectoriser on, for this compile only.
+
+    The SLP vectoriser packs independent scalar operations on neighbouring
+    data into vector instructions: the narrow first layer's sixteen running
+    sums (``numba_affine.narrow_affine_row``) become two 8-lane FMAs per
+    nonzero pixel instead of sixteen scalar ones (measured 2.1x faster). Numba
+    turns it off by default since LLVM miscompiled some code with it (Numba PR
+    #8852, 2023); fastnn's parity tests check every kernel it compiles this
+    way. It is switched on around fastnn's own compiles only, under Numba's
+    compiler lock, so other Numba code in the process compiles as usual. Numba
+    calls ``dispatcher.compile`` for every new signature, from Python or from
+    a compiled caller. A kernel loaded from the disk cache was compiled this
+    way: the setting is not part of the cache key, so it must not vary.
+    """
+    @functools.wraps(compile)
+    def compile_with_slp(signature):
+        with global_compiler_lock:
+            saved = config.SLP_VECTORIZE
+            config.SLP_VECTORIZE = 1
+            try:
+                return compile(signature)
+            finally:
+                config.SLP_VECTORIZE = saved
+    return compile_with_slp
 
 
 def first_class_function(dispatcher, argument_types) -> CompileResultWAP:

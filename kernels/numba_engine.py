@@ -75,7 +75,7 @@ def step_threaded(forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks
                         touched, touched_list, n_touched, skip_zeros)
             if update:
                 update_fn(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr, bounds,
-                          touched, touched_list, n_touched, new_weights_finite)
+                          touched, touched_list, n_touched, new_weights_finite, csc_values)
         else:
             lo, hi = rows * t // n_blocks, rows * (t + 1) // n_blocks
             forward_fn(lo, hi, rows, start, n_layers, weights, biases, x, indptr, indices,
@@ -185,7 +185,7 @@ def unit_types(dtype, slots) -> Units:
     gradient = (t.i8, t.i8, t.i8, t.i8, t.i8, t.i8s, t.i4s, t.vec, t.mat, t.i8s, t.mats, t.mats,
                 t.mats, t.vecs, t.i8s, t.i8s, t.i4s, t.vec, t.u8s, t.i8s, t.i8s, t.b1)
     update = (t.i8, t.i8, t.i8, t.mats, t.vecs, t.mats, t.vecs, t.f, t.i8s, t.u8s, t.i8s, t.i8s,
-              t.u8s)
+              t.u8s, t.vec)
     row_update = (t.i8, t.mats, t.vecs, t.mats, t.mats, t.f, t.vec, t.i4s, t.vec, t.i8, t.i8,
                   t.b1)
     phases = {"forward_block": (forward, types.none), "deltas_block": (deltas, types.none),

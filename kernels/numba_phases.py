@@ -31,8 +31,9 @@ from __future__ import annotations
 
 from ._jit import jit
 from .common import SIGMOID, SOFTMAX
-from .numba_affine import (add_bias, add_matmul_at, all_finite, copy_row, matmul,
-                           matmul_wt, sparse_affine_row, uses_blas)
+from .numba_affine import (NARROW_LANES, add_bias, add_matmul_at, all_finite, copy_row, matmul,
+                           matmul_wt, narrow_affine_row, narrow_rows_end, sparse_affine_row,
+                           uses_blas)
 from .numba_elementwise import (activate_row, correct_row, output_delta_row,
                                 relu_backward_row, sigmoid_backward_row,
                                 sigmoid_cross_entropy_row, softmax_cross_entropy_row)
@@ -54,15 +55,21 @@ def forward_block(lo, hi, tile_rows, start, n_layers, weights, biases, x, indptr
                   values, xb, order, hidden, output, zs, acts, skip_zeros):
     """Forward pass of tile rows lo..hi: fills ``zs[i][lo:hi]`` and ``acts[i][lo:hi]``.
 
-    With ``skip_zeros`` the first layer reads each row's nonzero inputs.
-    Without (a narrow first layer, or a non-finite weight), it gathers the
+    With ``skip_zeros`` the first layer reads each row's nonzero inputs
+    (`narrow_affine_row` for at most ``NARROW_LANES`` units). Without (a
+    first layer of 17-31 units, or a non-finite weight), it gathers the
     dense rows into ``xb[lo:hi]`` (phase 2 reads them there) and multiplies
     the block at once, as the other layers do (`matmul`). The last ``acts``
     holds the probabilities.
     """
     last = n_layers - 1
     for i in range(n_layers):  # each helper called from one place: inlined once
-        if i == 0 and skip_zeros:
+        if i == 0 and skip_zeros and weights[0].shape[1] <= NARROW_LANES:
+            for r in range(lo, hi):
+                row = order[start + r]
+                narrow_affine_row(indices, values, indptr[row], indptr[row + 1],
+                                  weights[0], biases[0], zs[0][r])
+        elif i == 0 and skip_zeros:
             for r in range(lo, hi):
                 row = order[start + r]
                 sparse_affine_row(indices, values, indptr[row], indptr[row + 1],
@@ -203,6 +210,71 @@ def first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0,
     n_touched[t] = count
 
 
+@jit(internal=True, reassociate=False)
+def narrow_first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g16,
+                                bounds):
+    """``g0 += x.T @ d0`` on block t's inputs for a first layer of m <= 16 units, in 16 lanes.
+
+    ``g16[16 * j + c]`` holds ``g0[j, c]``: each nonzero input adds
+    ``value * d0[r, 0:16]`` to 16 consecutive elements, two 8-lane FMAs
+    (the sixteen named deltas are packed into registers, as the sums of
+    `narrow_affine_row` are). Lanes m..15 read the next rows of d0 and
+    collect products nobody uses; `update_block` clears them. Rows are
+    added in order, so each element's sum does not depend on the blocks.
+    """
+    b0, b1 = bounds[t], bounds[t + 1]
+    m = d0.shape[1]
+    safe_rows = narrow_rows_end(d0.shape[0], m)
+    for r in range(rows):
+        row = order[start + r]
+        p1 = indptr[row + 1]
+        p = _first_at_least(indices, indptr[row], p1, b0)
+        if r >= safe_rows:  # its 16 lanes would read past the end of d0
+            while p < p1 and indices[p] < b1:
+                at = NARROW_LANES * indices[p]
+                for c in range(m):
+                    g16[at + c] += values[p] * d0[r, c]
+                p += 1
+            continue
+        d_0, d_1, d_2, d_3 = d0[r, 0], d0[r, 1], d0[r, 2], d0[r, 3]
+        d_4, d_5, d_6, d_7 = d0[r, 4], d0[r, 5], d0[r, 6], d0[r, 7]
+        d_8, d_9, d_10, d_11 = d0[r, 8], d0[r, 9], d0[r, 10], d0[r, 11]
+        d_12, d_13, d_14, d_15 = d0[r, 12], d0[r, 13], d0[r, 14], d0[r, 15]
+        while p < p1 and indices[p] < b1:
+            at = NARROW_LANES * indices[p]
+            v = values[p]
+            g16[at] += v * d_0
+            g16[at + 1] += v * d_1
+            g16[at + 2] += v * d_2
+            g16[at + 3] += v * d_3
+            g16[at + 4] += v * d_4
+            g16[at + 5] += v * d_5
+            g16[at + 6] += v * d_6
+            g16[at + 7] += v * d_7
+            g16[at + 8] += v * d_8
+            g16[at + 9] += v * d_9
+            g16[at + 10] += v * d_10
+            g16[at + 11] += v * d_11
+            g16[at + 12] += v * d_12
+            g16[at + 13] += v * d_13
+            g16[at + 14] += v * d_14
+            g16[at + 15] += v * d_15
+            p += 1
+
+
+@jit(internal=True)
+def touch_block(t, bounds, touched, touched_list, n_touched):
+    """List every first-layer row of block t as touched (a dense or narrow gradient)."""
+    base = bounds[t]
+    count = n_touched[t]
+    for j in range(bounds[t], bounds[t + 1]):
+        if touched[j] == 0:
+            touched[j] = 1
+            touched_list[base + count] = j
+            count += 1
+    n_touched[t] = count
+
+
 @jit(first_class=True)
 def gradient_block(t, n_blocks, rows, start, n_layers, indptr, indices, values, xb, order,
                    acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
@@ -212,27 +284,25 @@ def gradient_block(t, n_blocks, rows, start, n_layers, indptr, indices, values, 
     The first layer adds ``value * delta`` over each row's nonzero inputs in
     block t (`first_layer_gradient`), and lists the grad_w rows it touched
     in ``touched_list[bounds[t]:bounds[t] + n_touched[t]]`` so the update
-    visits only those. Without ``skip_zeros`` (a narrow first layer, or an
-    inf or NaN first-layer delta) every input counts: the product is taken
-    over the dense rows phase 1 gathered into ``xb``. The other layers'
-    blocks are products (`add_matmul_at`); the biases' columns are split the
-    same way.
+    visits only those. A first layer of at most ``NARROW_LANES`` units
+    instead adds to its 16-lane copy of the gradient in ``csc_values``
+    (`narrow_first_layer_gradient`). Without ``skip_zeros`` (a first layer
+    of 17-31 units, or an inf or NaN first-layer delta) every input counts:
+    the product is taken over the dense rows phase 1 gathered into ``xb``.
+    The other layers' blocks are products (`add_matmul_at`); the biases'
+    columns are split the same way.
     """
     g0 = grad_w[0]
     d0 = deltas[0]
-    m0 = g0.shape[1]
-    if skip_zeros:
+    if skip_zeros and g0.shape[1] <= NARROW_LANES:
+        touch_block(t, bounds, touched, touched_list, n_touched)
+        narrow_first_layer_gradient(t, rows, start, indptr, indices, values, order, d0,
+                                    csc_values, bounds)
+    elif skip_zeros:
         first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0, bounds,
                              col_start, csc_rows, csc_values, touched, touched_list, n_touched)
     else:
-        base = bounds[t]
-        count = n_touched[t]
-        for j in range(bounds[t], bounds[t + 1]):
-            if touched[j] == 0:
-                touched[j] = 1
-                touched_list[base + count] = j
-                count += 1
-        n_touched[t] = count
+        touch_block(t, bounds, touched, touched_list, n_touched)
         add_matmul_at(xb, d0, 0, rows, g0, bounds[t], bounds[t + 1], uses_blas(rows, g0))
     for i in range(1, n_layers):
         k = grad_w[i].shape[0]
@@ -251,25 +321,37 @@ def gradient_block(t, n_blocks, rows, start, n_layers, indptr, indices, values, 
 
 @jit(first_class=True)
 def update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
-                 bounds, touched, touched_list, n_touched, new_weights_finite):
+                 bounds, touched, touched_list, n_touched, new_weights_finite, g16):
     """Phase 3, block t: ``param -= lr * grad`` on block t, then zero the gradient.
 
     Zeroing here keeps every gradient buffer zero between steps, so phase 2
     can accumulate into it. First-layer rows nobody touched have a zero
-    gradient, so skipping them changes nothing. ``new_weights_finite[t]``
-    becomes whether block t's weights are all finite now (the rest did not
-    change).
+    gradient, so skipping them changes nothing. A first layer of at most
+    ``NARROW_LANES`` units has its gradient in ``grad_w[0]`` or in the
+    16-lane ``g16`` (see `gradient_block`), the other being zero: their sum
+    is the gradient, exactly. ``new_weights_finite[t]`` becomes whether
+    block t's weights are all finite now (the rest did not change).
     """
     w0 = weights[0]
     g0 = grad_w[0]
     base = bounds[t]
+    narrow = w0.shape[1] <= NARROW_LANES
     poison = w0.dtype.type(0)  # stays 0 unless some new weight is inf or NaN
     for u in range(n_touched[t]):
         j = touched_list[base + u]
-        for c in range(w0.shape[1]):
-            w0[j, c] -= lr * g0[j, c]
-            g0[j, c] = 0
-            poison += w0[j, c] * 0
+        if narrow:
+            at = NARROW_LANES * j
+            for c in range(w0.shape[1]):
+                w0[j, c] -= lr * (g0[j, c] + g16[at + c])
+                g0[j, c] = 0
+                poison += w0[j, c] * 0
+            for c in range(NARROW_LANES):
+                g16[at + c] = 0
+        else:
+            for c in range(w0.shape[1]):
+                w0[j, c] -= lr * g0[j, c]
+                g0[j, c] = 0
+                poison += w0[j, c] * 0
         touched[j] = 0
     n_touched[t] = 0
     for i in range(1, n_layers):

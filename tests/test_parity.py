@@ -19,6 +19,7 @@ import pytest
 from kernels import numba_backend as comp
 from kernels import numpy_backend as ref
 from kernels.common import RELU, SIGMOID, SOFTMAX, allocate_workspace
+from kernels.numba_affine import NARROW_LANES
 
 from .tolerances import epoch_tol, kernel_tol
 
@@ -284,7 +285,7 @@ def test_forward_over_threads(hidden, dtype, first_layer):
     n = 3 * comp.PARALLEL_MIN_BATCH + 5
     assert comp._blocks_for(n) >= 2
     rng = rng_for("forward threads", hidden, dtype)
-    sizes = (33, 17, 10)
+    sizes = (33, first_layer, 10)
     weights, biases = network(rng, sizes, dtype)
     x = sparse_inputs(rng, n, sizes[0], dtype)
     outs = [[np.full((n, m), np.nan, dtype) for m in sizes[1:]] for _ in range(4)]
@@ -347,24 +348,37 @@ def assert_same_epoch(ref_run, comp_run, dtype):
 
 
 TASKS = {
-    # name: (layer sizes, output activation)
+    # name: (layer sizes, output activation); the first hidden layer's width is
+    # the `first_layer` fixture's where a test takes it.
     "softmax-10": ((30, 12, 10), SOFTMAX),
     "sigmoid-1": ((30, 12, 1), SIGMOID),
 }
 # name: (rows, batch size); 43 rows in batches of 16 end ragged.
 MODES = {"batch-1": (12, 1), "mini-batch-ragged": (43, 16), "full-batch": (43, 43)}
 
+# The engine's three ways through the first layer: name -> (its width, the
+# SPARSE_MIN_WIDTH that sends that width there).
+FIRST_LAYERS = {
+    "narrow-first-layer": (12, comp.SPARSE_MIN_WIDTH),  # <= NARROW_LANES: 16-lane kernels
+    "sparse-first-layer": (20, 1),                      # the wide loops over nonzero inputs
+    "dense-first-layer": (20, 2**62),                   # dense rows through BLAS
+}
 
-@pytest.fixture(params=["sparse-first-layer", "dense-first-layer"])
+
+@pytest.fixture(params=list(FIRST_LAYERS))
 def first_layer(request, monkeypatch):
-    """The first layer over nonzero inputs only, or over dense rows through BLAS.
+    """The first hidden layer's width, with the engine set to take one of its three paths.
 
-    The engine picks by the first layer's width (SPARSE_MIN_WIDTH); the small
-    networks here take either path.
+    Normally the width picks the path (`NARROW_LANES`, SPARSE_MIN_WIDTH): at
+    most 16 units the narrow kernels, from 32 the wide sparse ones, between
+    them dense rows; here SPARSE_MIN_WIDTH is moved so that small networks
+    take the other two.
     """
-    wide_enough = 1 if request.param == "sparse-first-layer" else 2**62
-    monkeypatch.setattr(comp, "SPARSE_MIN_WIDTH", wide_enough)
-    return request.param
+    width, sparse_min_width = FIRST_LAYERS[request.param]
+    monkeypatch.setattr(comp, "SPARSE_MIN_WIDTH", sparse_min_width)
+    assert comp._sparse_first([np.zeros((1, width))]) == (request.param != "dense-first-layer")
+    assert (width <= NARROW_LANES) == (request.param == "narrow-first-layer")
+    return width
 
 
 @pytest.fixture(params=["one-thread", "threaded"])
@@ -385,8 +399,14 @@ def driver(request, monkeypatch, first_layer):
     return request.param
 
 
-def task_data(rng, task, n, dtype):
+def task_data(rng, task, n, dtype, width=None):
+    """Layer sizes, output activation, inputs and targets of a task of n rows.
+
+    ``width`` replaces the first hidden layer's.
+    """
     sizes, output = TASKS[task]
+    if width is not None:
+        sizes = (sizes[0], width) + sizes[2:]
     x = sparse_inputs(rng, n, sizes[0], dtype)
     if output == SOFTMAX:
         y = one_hot(rng, n, sizes[-1], dtype)
@@ -399,10 +419,10 @@ def task_data(rng, task, n, dtype):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("hidden", [SIGMOID, RELU], ids=["sigmoid", "relu"])
 @pytest.mark.parametrize("task", TASKS)
-def test_train_epoch(task, hidden, mode, dtype, driver):
+def test_train_epoch(task, hidden, mode, dtype, driver, first_layer):
     rng = rng_for("train_epoch", task, hidden, mode, dtype)
     n, batch_size = MODES[mode]
-    sizes, output, x, y = task_data(rng, task, n, dtype)
+    sizes, output, x, y = task_data(rng, task, n, dtype, first_layer)
     weights, biases = network(rng, sizes, dtype)
     order = rng.permutation(n)
     args = (x, y, order, batch_size, 0.2, hidden, output)
@@ -423,6 +443,43 @@ def test_train_epoch_other_depths(sizes, dtype, driver):
                       run_epoch(comp, weights, biases, *args), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("width", [1, 5, NARROW_LANES])
+def test_narrow_first_layers_of_every_width(width, dtype, driver):
+    """First layers of 1 to 16 units: the 16-lane kernels read past row j's m weights.
+
+    Eighteen inputs, the last of them nonzero in every row, so that the entries
+    whose 16 lanes would pass the end of w (or of the deltas) take the plain loops.
+    """
+    rng = rng_for("narrow", width, dtype)
+    sizes = (18, width, 3)
+    x, y = sparse_inputs(rng, 40, sizes[0], dtype), one_hot(rng, 40, sizes[-1], dtype)
+    x[:, -1] = rng.random(40) + 0.5
+    weights, biases = network(rng, sizes, dtype)
+    for batch_size in (16, 40):
+        args = (x, y, rng.permutation(40), batch_size, 0.2, SIGMOID, SOFTMAX)
+        assert_same_epoch(run_epoch(ref, weights, biases, *args),
+                          run_epoch(comp, weights, biases, *args), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_parameter_gradients(dtype, first_layer):
+    rng = rng_for("parameter_gradients", first_layer, dtype)
+    sizes = (30, first_layer, 7, 10)
+    n = 25
+    x = sparse_inputs(rng, n, sizes[0], dtype)
+    acts = [normal(rng, (n, m), dtype) for m in sizes[1:]]
+    deltas = [normal(rng, (n, m), dtype) for m in sizes[1:]]
+    grads = []
+    for backend in (ref, comp):
+        grad_w = [np.full((k, m), np.nan, dtype) for k, m in zip(sizes, sizes[1:])]
+        grad_b = [np.full(m, np.nan, dtype) for m in sizes[1:]]
+        backend.parameter_gradients(x, acts, deltas, grad_w, grad_b)
+        grads.append(grad_w + grad_b)
+    for ref_, comp_ in zip(*grads):
+        assert_close(comp_, ref_, kernel_tol(dtype))
+
+
 def test_train_epoch_order_may_repeat_and_skip_rows():
     """``order`` picks rows: some twice, some never."""
     rng = rng_for("order")
@@ -434,11 +491,11 @@ def test_train_epoch_order_may_repeat_and_skip_rows():
                       run_epoch(comp, weights, biases, *args), np.float64)
 
 
-def test_big_batches_are_walked_in_tiles(monkeypatch, driver):
+def test_big_batches_are_walked_in_tiles(monkeypatch, driver, first_layer):
     """A batch bigger than TILE_ROWS (the full data set) sums over several tiles."""
     monkeypatch.setattr(comp, "TILE_ROWS", 5)
     rng = rng_for("tiles")
-    sizes, output, x, y = task_data(rng, "softmax-10", 43, np.float64)
+    sizes, output, x, y = task_data(rng, "softmax-10", 43, np.float64, first_layer)
     weights, biases = network(rng, sizes, np.float64)
     for batch_size in (43, 17):
         args = (x, y, rng.permutation(43), batch_size, 0.3, RELU, output)
@@ -450,7 +507,8 @@ def test_big_batches_are_walked_in_tiles(monkeypatch, driver):
 @pytest.mark.parametrize("batch_size", [1, 16])
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("power", [0.5, 1.0], ids=["lr=sqrt(max)", "lr=max"])
-def test_divergence_stops_at_the_same_step(power, task, batch_size, dtype, driver):
+def test_divergence_stops_at_the_same_step(power, task, batch_size, dtype, driver,
+                                           first_layer):
     """A huge learning rate: both stop before updating at the same non-finite batch.
 
     With lr = the dtype's largest value a step makes weights infinite at
@@ -459,7 +517,7 @@ def test_divergence_stops_at_the_same_step(power, task, batch_size, dtype, drive
     """
     rng = rng_for("diverge", power, task, batch_size, dtype)
     n = 64
-    sizes, output, x, y = task_data(rng, task, n, dtype)
+    sizes, output, x, y = task_data(rng, task, n, dtype, first_layer)
     x *= 100
     weights, biases = network(rng, sizes, dtype)
     lr = float(np.finfo(dtype).max) ** power
@@ -530,10 +588,10 @@ def test_prepare_inputs_of_all_zeros_and_empty_inputs(n, k):
     np.testing.assert_array_equal(dense_from(prepared, x.shape, np.float32), x)
 
 
-def test_train_epoch_takes_plain_or_prepared_inputs_alike(driver):
+def test_train_epoch_takes_plain_or_prepared_inputs_alike(driver, first_layer):
     """A plain array given to the numba train_epoch is prepared there: the same result."""
     rng = rng_for("plain or prepared")
-    sizes, output, x, y = task_data(rng, "softmax-10", 43, np.float32)
+    sizes, output, x, y = task_data(rng, "softmax-10", 43, np.float32, first_layer)
     weights, biases = network(rng, sizes, np.float32)
     order = rng.permutation(43)
     runs = []
