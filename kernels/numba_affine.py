@@ -257,7 +257,7 @@ def narrow_rows_end(k, m):
 
 
 @jit(internal=True, reassociate=False)
-def narrow_affine_row(indices, values, p0, p1, w, b, out_row):
+def narrow_affine_row(indices, values, p0, p1, w, b, out_row, safe_end):
     """`sparse_affine_row` for w (k, m) with m <= `NARROW_LANES`, in registers.
 
     One running sum per unit, sixteen of them, which LLVM packs into two
@@ -265,17 +265,18 @@ def narrow_affine_row(indices, values, p0, p1, w, b, out_row):
     (2.4x faster than the loop over m on 784-10-10, AMD Zen 3). Each
     entry reads 16 consecutive weights from ``w[j, 0]``, past row j's m
     units into the next rows; the sums of those lanes are dropped. Entries
-    whose 16 weights would pass the end of w (the last few columns j, see
-    `narrow_rows_end`) are added by a plain loop.
+    whose 16 weights would pass the end of w (columns from ``safe_end =
+    narrow_rows_end(k, m)`` on) are added by a plain loop. Positions and
+    columns are unsigned so that indexing needs no negative-index wraparound.
     """
-    k, m = w.shape
-    safe_end = narrow_rows_end(k, m)
+    m = w.shape[1]
     zero = out_row.dtype.type(0)
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
     s8 = s9 = s10 = s11 = s12 = s13 = s14 = s15 = zero
-    p = p0
-    while p < p1 and indices[p] < safe_end:  # columns ascend within a row
-        j = indices[p]
+    p = np.uint64(p0)
+    end = np.uint64(p1)
+    while p < end and indices[p] < safe_end:  # columns ascend within a row
+        j = np.uint64(indices[p])
         v = values[p]
         s0 += v * w[j, 0]
         s1 += v * w[j, 1]
@@ -293,11 +294,11 @@ def narrow_affine_row(indices, values, p0, p1, w, b, out_row):
         s13 += v * w[j, 13]
         s14 += v * w[j, 14]
         s15 += v * w[j, 15]
-        p += 1
+        p += np.uint64(1)
     sums = (s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15)
     for c in range(m):
         out_row[c] = sums[c]
-    for q in range(p, p1):
+    for q in range(np.int64(p), p1):
         j = indices[q]
         v = values[q]
         for c in range(m):

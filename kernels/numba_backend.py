@@ -181,13 +181,13 @@ def _row_scratch(rows, dtype):
 def _column_scratch(rows, n_in, n_blocks, dtype):
     """Room to sort a tile's first-layer entries by column: column ends, rows, values.
 
-    The ends and rows are left uninitialised: `first_layer_gradient` zeroes
-    the ends and reads only the entries it has written. The values start at
-    zero and have room for ``NARROW_LANES`` rows at least: a narrow first
-    layer keeps its gradient there (see ``numba_phases.gradient_block``).
+    Left uninitialised: `first_layer_gradient` zeroes the ends and reads only
+    the entries it has written. Then the narrow first layer's gradient, 16
+    lanes per input (``numba_phases.narrow_first_layer_gradient``), zeroed:
+    the update clears what phase 2 adds.
     """
     return (np.empty(n_in + n_blocks, np.int64), np.empty(rows * n_in, np.int32),
-            np.zeros(max(rows, NARROW_LANES) * n_in, dtype))
+            np.empty(rows * n_in, dtype), np.zeros((n_in, NARROW_LANES), dtype))
 
 
 def _check_writeable(arrays):
@@ -288,19 +288,19 @@ def _backward(rows, n_layers, weights, hidden, zs, acts, deltas):
 
 @jit
 def _gradients(n_layers, x, indptr, indices, values, order, acts, deltas, grad_w, grad_b,
-               bounds, col_start, csc_rows, csc_values, touched, touched_list, n_touched,
-               skip_zeros):
+               bounds, col_start, csc_rows, csc_values, narrow_grad, touched, touched_list,
+               n_touched, skip_zeros):
     for i in range(n_layers):
         grad_w[i][:] = 0
         grad_b[i][:] = 0
     gradient_block(0, 1, order.shape[0], 0, n_layers, indptr, indices, values, x, order,
                    acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
-                   touched, touched_list, n_touched, skip_zeros)
+                   narrow_grad, touched, touched_list, n_touched, skip_zeros)
     g0 = grad_w[0]
     if skip_zeros and g0.shape[1] <= NARROW_LANES:  # the gradient is in its 16-lane copy
         for j in range(g0.shape[0]):
             for c in range(g0.shape[1]):
-                g0[j, c] = csc_values[NARROW_LANES * j + c]
+                g0[j, c] = narrow_grad[j, c]
 
 
 def parameter_gradients(x, activations, deltas, grad_w, grad_b):

@@ -59,8 +59,8 @@ def forward_rows(forward_fn, lo, hi, rows, n_layers, weights, biases, x, indptr,
 def step_threaded(forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows, start,
                   update, n_layers, weights, biases, x, indptr, indices, values, xb, y, order,
                   hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b, skip_zeros,
-                  row_loss, row_hit, row_finite, bounds, col_start, csc_rows, csc_values, touched,
-                  touched_list, n_touched, new_weights_finite):
+                  row_loss, row_hit, row_finite, bounds, col_start, csc_rows, csc_values,
+                  narrow_grad, touched, touched_list, n_touched, new_weights_finite):
     """Phase 1 of a tile of ``rows`` rows, or with ``learn`` phases 2 and 3, over threads.
 
     Phase 1 splits the tile's rows into ``n_blocks`` blocks; phases 2 and 3
@@ -72,10 +72,10 @@ def step_threaded(forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks
         if learn:  # phases 2 and 3 touch only block t's weights: back to back
             gradient_fn(t, n_blocks, rows, start, n_layers, indptr, indices, values, xb, order,
                         acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
-                        touched, touched_list, n_touched, skip_zeros)
+                        narrow_grad, touched, touched_list, n_touched, skip_zeros)
             if update:
                 update_fn(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr, bounds,
-                          touched, touched_list, n_touched, new_weights_finite, csc_values)
+                          touched, touched_list, n_touched, new_weights_finite, narrow_grad)
         else:
             lo, hi = rows * t // n_blocks, rows * (t + 1) // n_blocks
             forward_fn(lo, hi, rows, start, n_layers, weights, biases, x, indptr, indices,
@@ -90,7 +90,7 @@ def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, st
                 sparse_first, n_layers, weights, biases, x, indptr, indices, values, xb, y, order,
                 batch_size, lr, hidden, output, zs, acts, deltas, grad_w, grad_b,
                 bounds, row_loss, row_hit, row_finite, col_start, csc_rows, csc_values,
-                touched, touched_list, n_touched, new_weights_finite):
+                narrow_grad, touched, touched_list, n_touched, new_weights_finite):
     """Gradient-descent steps over the rows ``order`` in batches; see ``train_epoch``.
 
     The ``*_fn`` arguments are the `engine_units` of the arrays' dtype.
@@ -124,8 +124,8 @@ def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, st
                              start + lo, no, n_layers, weights, biases, x, indptr, indices,
                              values, xb, y, order, hidden, output, scale, step, zs, acts, deltas,
                              grad_w, grad_b, skip_zeros, row_loss, row_hit, row_finite, bounds,
-                             col_start, csc_rows, csc_values, touched, touched_list, n_touched,
-                             new_weights_finite)
+                             col_start, csc_rows, csc_values, narrow_grad, touched, touched_list,
+                             n_touched, new_weights_finite)
             deltas_finite = yes
             for s in range(rows):
                 loss += row_loss[s]
@@ -146,8 +146,8 @@ def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, st
                              start + lo, last_tile, n_layers, weights, biases, x, indptr, indices,
                              values, xb, y, order, hidden, output, scale, step, zs, acts, deltas,
                              grad_w, grad_b, sparse_gradient, row_loss, row_hit, row_finite,
-                             bounds, col_start, csc_rows, csc_values, touched, touched_list,
-                             n_touched, new_weights_finite)
+                             bounds, col_start, csc_rows, csc_values, narrow_grad, touched,
+                             touched_list, n_touched, new_weights_finite)
             if last_tile:
                 for t in range(n_blocks):
                     skip_zeros = skip_zeros and new_weights_finite[t] == 1
@@ -183,9 +183,9 @@ def unit_types(dtype, slots) -> Units:
     deltas = (t.i8, t.i8, t.i8, t.i8, t.i8, t.mats, t.mat, t.i8s, t.i8, t.i8, t.f, t.mats,
               t.mats, t.mats, t.vec, t.i8s, t.u8s)
     gradient = (t.i8, t.i8, t.i8, t.i8, t.i8, t.i8s, t.i4s, t.vec, t.mat, t.i8s, t.mats, t.mats,
-                t.mats, t.vecs, t.i8s, t.i8s, t.i4s, t.vec, t.u8s, t.i8s, t.i8s, t.b1)
+                t.mats, t.vecs, t.i8s, t.i8s, t.i4s, t.vec, t.mat, t.u8s, t.i8s, t.i8s, t.b1)
     update = (t.i8, t.i8, t.i8, t.mats, t.vecs, t.mats, t.vecs, t.f, t.i8s, t.u8s, t.i8s, t.i8s,
-              t.u8s, t.vec)
+              t.u8s, t.mat)
     row_update = (t.i8, t.mats, t.vecs, t.mats, t.mats, t.f, t.vec, t.i4s, t.vec, t.i8, t.i8,
                   t.b1)
     phases = {"forward_block": (forward, types.none), "deltas_block": (deltas, types.none),
@@ -195,7 +195,8 @@ def unit_types(dtype, slots) -> Units:
     step = (fn["forward_block"], fn["deltas_block"], fn["gradient_block"], fn["update_block"],
             t.b1, t.i8, t.i8, t.i8, t.b1, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec,
             t.mat, t.mat, t.i8s, t.i8, t.i8, t.f, t.f, t.mats, t.mats, t.mats, t.mats, t.vecs,
-            t.b1, t.vec, t.i8s, t.u8s, t.i8s, t.i8s, t.i4s, t.vec, t.u8s, t.i8s, t.i8s, t.u8s)
+            t.b1, t.vec, t.i8s, t.u8s, t.i8s, t.i8s, t.i4s, t.vec, t.mat, t.u8s, t.i8s, t.i8s,
+            t.u8s)
     return Units(**phases, step_threaded=(step, types.none))
 
 
@@ -213,8 +214,8 @@ def train_steps_types(dtype, slots) -> tuple:
     units = tuple(_function_type(*unit) for unit in unit_types(dtype, slots))
     return units + (t.i8, t.b1, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec, t.mat, t.mat,
                     t.i8s, t.i8, types.float64, t.i8, t.i8, t.mats, t.mats, t.mats, t.mats,
-                    t.vecs, t.i8s, t.vec, t.i8s, t.u8s, t.i8s, t.i4s, t.vec, t.u8s, t.i8s, t.i8s,
-                    t.u8s)
+                    t.vecs, t.i8s, t.vec, t.i8s, t.u8s, t.i8s, t.i4s, t.vec, t.mat, t.u8s, t.i8s,
+                    t.i8s, t.u8s)
 
 
 _Types = namedtuple("_Types", "f mat vec mats vecs i8 b1 i8s i4s u8s")

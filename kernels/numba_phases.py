@@ -29,6 +29,8 @@ Per-layer arguments are tuples padded to a fixed length (see
 
 from __future__ import annotations
 
+import numpy as np
+
 from ._jit import jit
 from .common import SIGMOID, SOFTMAX
 from .numba_affine import (NARROW_LANES, add_bias, add_matmul_at, all_finite, copy_row, matmul,
@@ -65,10 +67,11 @@ def forward_block(lo, hi, tile_rows, start, n_layers, weights, biases, x, indptr
     last = n_layers - 1
     for i in range(n_layers):  # each helper called from one place: inlined once
         if i == 0 and skip_zeros and weights[0].shape[1] <= NARROW_LANES:
+            safe_end = narrow_rows_end(*weights[0].shape)
             for r in range(lo, hi):
                 row = order[start + r]
                 narrow_affine_row(indices, values, indptr[row], indptr[row + 1],
-                                  weights[0], biases[0], zs[0][r])
+                                  weights[0], biases[0], zs[0][r], safe_end)
         elif i == 0 and skip_zeros:
             for r in range(lo, hi):
                 row = order[start + r]
@@ -211,14 +214,14 @@ def first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0,
 
 
 @jit(internal=True, reassociate=False)
-def narrow_first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g16,
-                                bounds):
+def narrow_first_layer_gradient(t, rows, start, indptr, indices, values, order, d0,
+                                narrow_grad, bounds):
     """``g0 += x.T @ d0`` on block t's inputs for a first layer of m <= 16 units, in 16 lanes.
 
-    ``g16[16 * j + c]`` holds ``g0[j, c]``: each nonzero input adds
-    ``value * d0[r, 0:16]`` to 16 consecutive elements, two 8-lane FMAs
-    (the sixteen named deltas are packed into registers, as the sums of
-    `narrow_affine_row` are). Lanes m..15 read the next rows of d0 and
+    ``narrow_grad[j, c]`` (n_in, NARROW_LANES) holds ``g0[j, c]``: each
+    nonzero input adds ``value * d0[r, 0:16]`` to a row of 16, two 8-lane
+    FMAs (the sixteen named deltas are packed into registers, as the sums
+    of `narrow_affine_row` are). Lanes m..15 read the next rows of d0 and
     collect products nobody uses; `update_block` clears them. Rows are
     added in order, so each element's sum does not depend on the blocks.
     """
@@ -231,35 +234,37 @@ def narrow_first_layer_gradient(t, rows, start, indptr, indices, values, order, 
         p = _first_at_least(indices, indptr[row], p1, b0)
         if r >= safe_rows:  # its 16 lanes would read past the end of d0
             while p < p1 and indices[p] < b1:
-                at = NARROW_LANES * indices[p]
                 for c in range(m):
-                    g16[at + c] += values[p] * d0[r, c]
+                    narrow_grad[indices[p], c] += values[p] * d0[r, c]
                 p += 1
             continue
         d_0, d_1, d_2, d_3 = d0[r, 0], d0[r, 1], d0[r, 2], d0[r, 3]
         d_4, d_5, d_6, d_7 = d0[r, 4], d0[r, 5], d0[r, 6], d0[r, 7]
         d_8, d_9, d_10, d_11 = d0[r, 8], d0[r, 9], d0[r, 10], d0[r, 11]
         d_12, d_13, d_14, d_15 = d0[r, 12], d0[r, 13], d0[r, 14], d0[r, 15]
-        while p < p1 and indices[p] < b1:
-            at = NARROW_LANES * indices[p]
-            v = values[p]
-            g16[at] += v * d_0
-            g16[at + 1] += v * d_1
-            g16[at + 2] += v * d_2
-            g16[at + 3] += v * d_3
-            g16[at + 4] += v * d_4
-            g16[at + 5] += v * d_5
-            g16[at + 6] += v * d_6
-            g16[at + 7] += v * d_7
-            g16[at + 8] += v * d_8
-            g16[at + 9] += v * d_9
-            g16[at + 10] += v * d_10
-            g16[at + 11] += v * d_11
-            g16[at + 12] += v * d_12
-            g16[at + 13] += v * d_13
-            g16[at + 14] += v * d_14
-            g16[at + 15] += v * d_15
-            p += 1
+        q = np.uint64(p)  # unsigned: indexing needs no negative-index wraparound
+        end = np.uint64(p1)
+        while q < end and indices[q] < b1:
+            j = np.uint64(indices[q])
+            v = values[q]
+            g = narrow_grad
+            g[j, 0] += v * d_0
+            g[j, 1] += v * d_1
+            g[j, 2] += v * d_2
+            g[j, 3] += v * d_3
+            g[j, 4] += v * d_4
+            g[j, 5] += v * d_5
+            g[j, 6] += v * d_6
+            g[j, 7] += v * d_7
+            g[j, 8] += v * d_8
+            g[j, 9] += v * d_9
+            g[j, 10] += v * d_10
+            g[j, 11] += v * d_11
+            g[j, 12] += v * d_12
+            g[j, 13] += v * d_13
+            g[j, 14] += v * d_14
+            g[j, 15] += v * d_15
+            q += np.uint64(1)
 
 
 @jit(internal=True)
@@ -278,14 +283,14 @@ def touch_block(t, bounds, touched, touched_list, n_touched):
 @jit(first_class=True)
 def gradient_block(t, n_blocks, rows, start, n_layers, indptr, indices, values, xb, order,
                    acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
-                   touched, touched_list, n_touched, skip_zeros):
+                   narrow_grad, touched, touched_list, n_touched, skip_zeros):
     """Phase 2, block t: add tile rows 0..rows to block t of every gradient.
 
     The first layer adds ``value * delta`` over each row's nonzero inputs in
     block t (`first_layer_gradient`), and lists the grad_w rows it touched
     in ``touched_list[bounds[t]:bounds[t] + n_touched[t]]`` so the update
     visits only those. A first layer of at most ``NARROW_LANES`` units
-    instead adds to its 16-lane copy of the gradient in ``csc_values``
+    instead adds to its 16-lane copy of the gradient, ``narrow_grad``
     (`narrow_first_layer_gradient`). Without ``skip_zeros`` (a first layer
     of 17-31 units, or an inf or NaN first-layer delta) every input counts:
     the product is taken over the dense rows phase 1 gathered into ``xb``.
@@ -297,7 +302,7 @@ def gradient_block(t, n_blocks, rows, start, n_layers, indptr, indices, values, 
     if skip_zeros and g0.shape[1] <= NARROW_LANES:
         touch_block(t, bounds, touched, touched_list, n_touched)
         narrow_first_layer_gradient(t, rows, start, indptr, indices, values, order, d0,
-                                    csc_values, bounds)
+                                    narrow_grad, bounds)
     elif skip_zeros:
         first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0, bounds,
                              col_start, csc_rows, csc_values, touched, touched_list, n_touched)
@@ -321,14 +326,14 @@ def gradient_block(t, n_blocks, rows, start, n_layers, indptr, indices, values, 
 
 @jit(first_class=True)
 def update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
-                 bounds, touched, touched_list, n_touched, new_weights_finite, g16):
+                 bounds, touched, touched_list, n_touched, new_weights_finite, narrow_grad):
     """Phase 3, block t: ``param -= lr * grad`` on block t, then zero the gradient.
 
     Zeroing here keeps every gradient buffer zero between steps, so phase 2
     can accumulate into it. First-layer rows nobody touched have a zero
     gradient, so skipping them changes nothing. A first layer of at most
-    ``NARROW_LANES`` units has its gradient in ``grad_w[0]`` or in the
-    16-lane ``g16`` (see `gradient_block`), the other being zero: their sum
+    ``NARROW_LANES`` units has its gradient in ``grad_w[0]`` or in
+    ``narrow_grad`` (see `gradient_block`), the other being zero: their sum
     is the gradient, exactly. ``new_weights_finite[t]`` becomes whether
     block t's weights are all finite now (the rest did not change).
     """
@@ -340,13 +345,12 @@ def update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
     for u in range(n_touched[t]):
         j = touched_list[base + u]
         if narrow:
-            at = NARROW_LANES * j
             for c in range(w0.shape[1]):
-                w0[j, c] -= lr * (g0[j, c] + g16[at + c])
+                w0[j, c] -= lr * (g0[j, c] + narrow_grad[j, c])
                 g0[j, c] = 0
                 poison += w0[j, c] * 0
             for c in range(NARROW_LANES):
-                g16[at + c] = 0
+                narrow_grad[j, c] = 0
         else:
             for c in range(w0.shape[1]):
                 w0[j, c] -= lr * g0[j, c]

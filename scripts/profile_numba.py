@@ -106,7 +106,8 @@ def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden
         ws.z, ws.a, ws.delta, ws.grad_w, ws.grad_b)
     tile = min(batch, nb.TILE_ROWS)
     row_loss, row_hit, row_finite = nb._row_scratch(tile, np.float32)
-    col_start, csc_rows, csc_values = nb._column_scratch(tile, 784, n_blocks, np.float32)
+    col_start, csc_rows, csc_values, narrow_grad = nb._column_scratch(tile, 784, n_blocks,
+                                                                      np.float32)
     bounds = np.array([784 * t // n_blocks for t in range(n_blocks + 1)], np.int64)
     touched, touched_list = np.zeros(784, np.uint8), np.zeros(784, np.int64)
     n_touched, finite = np.zeros(n_blocks, np.int64), np.ones(n_blocks, np.uint8)
@@ -122,8 +123,8 @@ def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden
               units.gradient_block, units.update_block, learn, n_blocks, count, start, update,
               n_layers, w, b, x, indptr, indices, values, ws.x, y, order, hidden, SOFTMAX,
               scale, lr, zs, acts, deltas, grad_w, grad_b, sparse, row_loss, row_hit,
-              row_finite, bounds, col_start, csc_rows, csc_values, touched, touched_list,
-              n_touched, finite)
+              row_finite, bounds, col_start, csc_rows, csc_values, narrow_grad, touched,
+              touched_list, n_touched, finite)
 
     def rows(train, start, count):
         if not train:
