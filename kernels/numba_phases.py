@@ -244,10 +244,10 @@ def narrow_first_layer_gradient(t, rows, start, indptr, indices, values, order, 
         d_12, d_13, d_14, d_15 = d0[r, 12], d0[r, 13], d0[r, 14], d0[r, 15]
         q = np.uint64(p)  # unsigned: indexing needs no negative-index wraparound
         end = np.uint64(p1)
+        g = narrow_grad
         while q < end and indices[q] < b1:
             j = np.uint64(indices[q])
             v = values[q]
-            g = narrow_grad
             g[j, 0] += v * d_0
             g[j, 1] += v * d_1
             g[j, 2] += v * d_2
