@@ -165,26 +165,30 @@ def first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0,
     b0, b1 = bounds[t], bounds[t + 1]
     ends = col_start[b0 + t:b1 + t + 1]
     ends[:] = 0
+    # Positions are unsigned in the two passes over the entries: indexing
+    # then needs no negative-index wraparound (a fifth of their instructions).
+    one = np.uint64(1)
     for r in range(rows):  # count each column's entries
         row = order[start + r]
-        p1 = indptr[row + 1]
-        p = _first_at_least(indices, indptr[row], p1, b0)
-        while p < p1 and indices[p] < b1:
-            ends[indices[p] - b0 + 1] += 1
-            p += 1
+        p = np.uint64(_first_at_least(indices, indptr[row], indptr[row + 1], b0))
+        end = np.uint64(indptr[row + 1])
+        while p < end and indices[p] < b1:
+            ends[np.uint64(indices[p] - b0) + one] += 1
+            p += one
     for u in range(b1 - b0):  # column u's entries start at ends[u]
         ends[u + 1] += ends[u]
     base = rows * b0
     for r in range(rows):  # place them; ends[u] moves on to the end of column u
         row = order[start + r]
-        p1 = indptr[row + 1]
-        p = _first_at_least(indices, indptr[row], p1, b0)
-        while p < p1 and indices[p] < b1:
-            q = base + ends[indices[p] - b0]
+        p = np.uint64(_first_at_least(indices, indptr[row], indptr[row + 1], b0))
+        end = np.uint64(indptr[row + 1])
+        while p < end and indices[p] < b1:
+            u = np.uint64(indices[p] - b0)
+            q = np.uint64(base + ends[u])
             csc_rows[q] = r
             csc_values[q] = values[p]
-            ends[indices[p] - b0] += 1
-            p += 1
+            ends[u] += 1
+            p += one
     m = g0.shape[1]
     count = n_touched[t]  # local: the counts of all blocks share a cache line
     q = base
