@@ -224,8 +224,11 @@ def sparse_affine_row(indices, values, p0, p1, w, b, out_row):
     out_row[:] = 0
     p = p0
     while p + 8 <= p1:
-        j0, j1, j2, j3 = indices[p], indices[p + 1], indices[p + 2], indices[p + 3]
-        j4, j5, j6, j7 = indices[p + 4], indices[p + 5], indices[p + 6], indices[p + 7]
+        # Columns as unsigned: indexing w needs no negative-index wraparound.
+        j0, j1 = np.uint64(indices[p]), np.uint64(indices[p + 1])
+        j2, j3 = np.uint64(indices[p + 2]), np.uint64(indices[p + 3])
+        j4, j5 = np.uint64(indices[p + 4]), np.uint64(indices[p + 5])
+        j6, j7 = np.uint64(indices[p + 6]), np.uint64(indices[p + 7])
         v0, v1, v2, v3 = values[p], values[p + 1], values[p + 2], values[p + 3]
         v4, v5, v6, v7 = values[p + 4], values[p + 5], values[p + 6], values[p + 7]
         for c in range(m):
