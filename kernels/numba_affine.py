@@ -214,6 +214,18 @@ def add_bias(out, b, lo, hi):
 
 
 @jit(internal=True)
+def add_entries_and_bias(indices, values, p0, p1, w, b, out_row):
+    """``out_row += values[p] * w[indices[p]]`` for p in p0..p1, then ``out_row += b``."""
+    for p in range(p0, p1):
+        j = indices[p]
+        v = values[p]
+        for c in range(w.shape[1]):
+            out_row[c] += v * w[j, c]
+    for c in range(w.shape[1]):
+        out_row[c] += b[c]
+
+
+@jit(internal=True)
 def sparse_affine_row(indices, values, p0, p1, w, b, out_row):
     """``out_row = x_row @ w + b`` for an input row given by its nonzero entries.
 
@@ -235,13 +247,7 @@ def sparse_affine_row(indices, values, p0, p1, w, b, out_row):
             out_row[c] += (((v0 * w[j0, c] + v1 * w[j1, c]) + (v2 * w[j2, c] + v3 * w[j3, c]))
                            + ((v4 * w[j4, c] + v5 * w[j5, c]) + (v6 * w[j6, c] + v7 * w[j7, c])))
         p += 8
-    for q in range(p, p1):
-        j = indices[q]
-        v = values[q]
-        for c in range(m):
-            out_row[c] += v * w[j, c]
-    for c in range(m):
-        out_row[c] += b[c]
+    add_entries_and_bias(indices, values, p, p1, w, b, out_row)
 
 
 #: First layers of at most this many units take the narrow kernels
@@ -301,13 +307,7 @@ def narrow_affine_row(indices, values, p0, p1, w, b, out_row, safe_end):
     sums = (s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15)
     for c in range(m):
         out_row[c] = sums[c]
-    for q in range(np.int64(p), p1):
-        j = indices[q]
-        v = values[q]
-        for c in range(m):
-            out_row[c] += v * w[j, c]
-    for c in range(m):
-        out_row[c] += b[c]
+    add_entries_and_bias(indices, values, np.int64(p), p1, w, b, out_row)
 
 
 @jit(internal=True)
