@@ -317,9 +317,10 @@ def all_finite(v):
     Zero inputs may be skipped only while this holds for the other factor:
     the reference computes ``0 * inf = nan``, and so must we.
     """
-    s = v.dtype.type(0)
+    zero = v.dtype.type(0)  # ``v[i] * 0`` with the literal would compute in float64
+    s = zero
     for i in range(v.shape[0]):
-        s += v[i] * 0
+        s += v[i] * zero
     return s == 0
 
 

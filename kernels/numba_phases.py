@@ -345,21 +345,25 @@ def update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
     g0 = grad_w[0]
     base = bounds[t]
     narrow = w0.shape[1] <= NARROW_LANES
-    poison = w0.dtype.type(0)  # stays 0 unless some new weight is inf or NaN
+    # Stays 0 unless some new weight is inf or NaN. A zero of the weights'
+    # dtype: ``w * 0`` with the literal 0 would be float64, and the loops
+    # would convert every float32 weight and run at half the vector width.
+    zero = w0.dtype.type(0)
+    poison = zero
     for u in range(n_touched[t]):
         j = touched_list[base + u]
         if narrow:
             for c in range(w0.shape[1]):
                 w0[j, c] -= lr * (g0[j, c] + narrow_grad[j, c])
                 g0[j, c] = 0
-                poison += w0[j, c] * 0
+                poison += w0[j, c] * zero
             for c in range(NARROW_LANES):
                 narrow_grad[j, c] = 0
         else:
             for c in range(w0.shape[1]):
                 w0[j, c] -= lr * g0[j, c]
                 g0[j, c] = 0
-                poison += w0[j, c] * 0
+                poison += w0[j, c] * zero
         touched[j] = 0
     n_touched[t] = 0
     for i in range(1, n_layers):
@@ -370,7 +374,7 @@ def update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
             for c in range(m):
                 w[j, c] -= lr * g[j, c]
                 g[j, c] = 0
-                poison += w[j, c] * 0
+                poison += w[j, c] * zero
     new_weights_finite[t] = 1 if poison == 0 else 0
     for i in range(n_layers):
         b = biases[i]
@@ -392,7 +396,8 @@ def gradient_update_row(n_layers, weights, biases, acts, deltas, lr, x_row, indi
     row's nonzero inputs are ``indices/values[p0:p1]``, read while
     ``skip_zeros`` (a finite first-layer delta), else the dense x_row.
     """
-    poison = weights[0].dtype.type(0)  # stays 0 unless some new weight is inf or NaN
+    zero = weights[0].dtype.type(0)  # of the weights' dtype: see update_block
+    poison = zero  # stays 0 unless some new weight is inf or NaN
     w0 = weights[0]
     d0 = deltas[0][0]
     m0 = w0.shape[1]
@@ -402,13 +407,13 @@ def gradient_update_row(n_layers, weights, biases, acts, deltas, lr, x_row, indi
             v = values[p]
             for c in range(m0):
                 w0[j, c] -= lr * (v * d0[c])
-                poison += w0[j, c] * 0
+                poison += w0[j, c] * zero
     else:
         for j in range(w0.shape[0]):
             v = x_row[j]
             for c in range(m0):
                 w0[j, c] -= lr * (v * d0[c])
-                poison += w0[j, c] * 0
+                poison += w0[j, c] * zero
     for i in range(1, n_layers):
         w = weights[i]
         a = acts[i - 1][0]
@@ -418,7 +423,7 @@ def gradient_update_row(n_layers, weights, biases, acts, deltas, lr, x_row, indi
             v = a[j]
             for c in range(m):
                 w[j, c] -= lr * (v * d[c])
-                poison += w[j, c] * 0
+                poison += w[j, c] * zero
     for i in range(n_layers):
         b = biases[i]
         d = deltas[i][0]
