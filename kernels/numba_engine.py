@@ -40,7 +40,7 @@ from .numba_phases import (deltas_block, forward_block, gradient_block, gradient
                            update_block, weights_finite)
 
 
-@jit
+@jit(refcounting=False)
 def forward_rows(forward_fn, lo, hi, rows, n_layers, weights, biases, x, indptr, indices,
                  values, order, hidden, output, zs, acts, skip_zeros):
     """The forward pass of rows lo..hi of ``rows`` rows of x (in order), for prediction.
@@ -127,7 +127,7 @@ def run_step(step_threaded_fn, forward_fn, deltas_fn, gradient_fn, update_fn, le
                          new_weights_finite)
 
 
-@jit
+@jit(refcounting=False)
 def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, step_threaded_fn,
                 n_blocks,
                 sparse_first, n_layers, weights, biases, x, indptr, indices, values, xb, y, order,
