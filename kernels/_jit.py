@@ -211,7 +211,7 @@ def _slp_vectorising(compile):
     The SLP vectoriser packs independent scalar operations on neighbouring
     data into vector instructions: the narrow first layer's sixteen running
     sums (``numba_affine.narrow_affine_row``) become two 8-lane FMAs per
-    nonzero pixel instead of sixteen scalar ones (measured 2.1x faster). Numba
+    nonzero pixel instead of sixteen scalar ones (measured 2.4x faster). Numba
     turns it off by default since LLVM miscompiled some code with it (Numba PR
     #8852, 2023); fastnn's parity tests check every kernel it compiles this
     way. It is switched on around fastnn's own compiles only, under Numba's

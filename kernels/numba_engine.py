@@ -9,17 +9,18 @@ block of rows.
 
 The engine's units are compiled one by one: the phase functions
 `forward_block`, `deltas_block`, `gradient_block`, `update_block`,
-`gradient_update_row` and the region `step_threaded` are each compiled on
-their own, for the signature `unit_types` gives them, and handed to their callers as function
-values (`engine_units`), never linked into them. Numba would otherwise copy
-a callee's code into every compiled caller, where LLVM optimises and
-generates it again: through the four levels from a phase to the driver,
-that was most of a cold start (35 s for float32 on 2 cores). Each unit now
-costs its own compile only, a run compiles just the units it calls
-(prediction: `forward_block` and `forward_rows`), and two processes
-can compile different units at once. Inside a unit the small helpers of
-``numba_affine.py`` and ``numba_elementwise.py`` are linked in and inlined
-as usual. A call through a function value costs nanoseconds, paid a few
+`gradient_update_row` and the region `step_threaded` are each compiled
+on their own, for the signature `unit_types` gives them, and handed to
+their callers as function values (`engine_units`), never linked into
+them. Numba would otherwise copy a callee's code into every compiled
+caller, where LLVM optimises and generates it again: through the four
+levels from a phase to the driver, that was most of a cold start (35 s
+for float32 on 2 cores). Each unit now costs its own compile only, a run
+compiles just the units it calls (prediction: `forward_block` and
+`forward_rows`), and two processes can compile different units at once.
+Inside a unit the small helpers of ``numba_affine.py`` and
+``numba_elementwise.py`` are linked in and inlined as usual.
+A call through a function value costs nanoseconds, paid a few
 times per batch.
 
 A batch of one row takes a fused path (`gradient_update_row`): phases 2 and
@@ -129,9 +130,8 @@ def run_step(step_threaded_fn, forward_fn, deltas_fn, gradient_fn, update_fn, le
 
 @jit(refcounting=False)
 def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, step_threaded_fn,
-                n_blocks,
-                sparse_first, n_layers, weights, biases, x, indptr, indices, values, xb, y, order,
-                batch_size, lr, hidden, output, zs, acts, deltas, grad_w, grad_b,
+                n_blocks, sparse_first, n_layers, weights, biases, x, indptr, indices, values,
+                xb, y, order, batch_size, lr, hidden, output, zs, acts, deltas, grad_w, grad_b,
                 bounds, row_loss, row_hit, row_finite, col_start, csc_rows, csc_values,
                 narrow_grad, touched, touched_list, n_touched, new_weights_finite):
     """Gradient-descent steps over the rows ``order`` in batches; see ``train_epoch``.

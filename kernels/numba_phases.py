@@ -337,8 +337,8 @@ def update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
     can accumulate into it. First-layer rows nobody touched have a zero
     gradient, so skipping them changes nothing. A first layer of at most
     ``NARROW_LANES`` units has its gradient in ``grad_w[0]`` or in
-    ``narrow_grad`` (see `gradient_block`), the other being zero: their sum
-    is the gradient, exactly. ``new_weights_finite[t]`` becomes whether
+    ``narrow_grad`` (see `gradient_block`), the other being zero: the second
+    is added to the first, exactly, before the update. ``new_weights_finite[t]`` becomes whether
     block t's weights are all finite now (the rest did not change).
     """
     w0 = weights[0]
@@ -352,18 +352,15 @@ def update_block(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr,
     poison = zero
     for u in range(n_touched[t]):
         j = touched_list[base + u]
-        if narrow:
+        if narrow:  # fold the 16-lane copy in (exact: one of the two is zero), clear it
             for c in range(w0.shape[1]):
-                w0[j, c] -= lr * (g0[j, c] + narrow_grad[j, c])
-                g0[j, c] = 0
-                poison += w0[j, c] * zero
+                g0[j, c] += narrow_grad[j, c]
             for c in range(NARROW_LANES):
                 narrow_grad[j, c] = 0
-        else:
-            for c in range(w0.shape[1]):
-                w0[j, c] -= lr * g0[j, c]
-                g0[j, c] = 0
-                poison += w0[j, c] * zero
+        for c in range(w0.shape[1]):
+            w0[j, c] -= lr * g0[j, c]
+            g0[j, c] = 0
+            poison += w0[j, c] * zero
         touched[j] = 0
     n_touched[t] = 0
     for i in range(1, n_layers):
