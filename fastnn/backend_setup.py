@@ -44,7 +44,7 @@ def prepare_backend(backend: str, dtype: str, batch_size: int, *, threads: int |
     if kern.is_compiled(dtype, batch_size, training=training):
         return 0.0
     notice = None
-    if not kern.is_cached(dtype, training=training):  # only loading: no notice
+    if not kern.is_cached(dtype, batch_size, training=training):  # only loading: no notice
         noted = info.last_compiles().get(dtype) if training else None
         typical = TYPICAL_COMPILE_SECONDS if training else TYPICAL_FORWARD_COMPILE_SECONDS
         expect = (f"about {noted['seconds']:.0f}s, as last time" if noted else

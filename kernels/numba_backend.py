@@ -9,13 +9,14 @@ meanings are the same. The work is done in small modules, one job each:
 ``numba_inputs``       `prepare_inputs`: each row's nonzero pixels, found once
 ``numba_phases``       the phases of a step, named after the reference's
 ``numba_engine``       the epoch loop over those phases, on one thread or several
+``numba_compile``      compiling the engine's parts a run needs, on first use
 
 This module is the Python side: it checks what callers pass (compiled code
 has no bounds checks, so a mistake here would corrupt memory instead of
 raising), pads per-layer tuples, allocates scratch and picks the thread
 count. Kernels compile on first use, for the dtype a run uses, and are
 cached on disk (``kernels/_jit.py``); `warmup` compiles what one run
-needs, `compile_all` everything.
+needs (``numba_compile.py``), `compile_all` everything.
 
 Results are bit-for-bit reproducible for a fixed thread count: every sum is
 taken in a fixed order, no scratch is read before it is written, and the
@@ -24,30 +25,25 @@ float environment is the process's (see ``_jit.py``).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 
 import numba
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from . import numba_compile
 from ._jit import compile_stats, jit
-from ._jit import is_cached as _is_cached
-from .common import (RELU, SIGMOID, SOFTMAX, PreparedInputs, WarmupInfo, Workspace,
-                     allocate_workspace, check_epoch_args)
+from .common import RELU, PreparedInputs, WarmupInfo, Workspace, check_epoch_args
 from .numba_affine import (NARROW_LANES, affine_backward_input, affine_backward_params,
                            affine_forward)
 from .numba_elementwise import (count_correct, output_delta, relu, relu_backward, sgd_update,
                                 sigmoid, sigmoid_backward, sigmoid_cross_entropy, softmax,
                                 softmax_cross_entropy)
-from .numba_engine import (UNIT_FUNCTIONS, Units, engine_unit, engine_units, forward_rows,
-                           forward_rows_types, train_steps, train_steps_types)
-from .numba_inputs import check_prepared, count_nonzeros, gather_nonzeros, prepare_inputs
+from .numba_engine import (LAYER_SLOTS, engine_unit, engine_units, forward_rows, train_steps,
+                           units_called)
+from .numba_inputs import check_prepared, prepare_inputs
 from .numba_phases import backward_block, gradient_block
 
 NAME = "numba"
@@ -75,14 +71,6 @@ TILE_ROWS = 512
 #: wide sparse loops to vectorise well, and BLAS over all pixels was measured
 #: 3-7x faster than them (784-10-10 on AMD EPYC, Zen 3, before the narrow kernels).
 SPARSE_MIN_WIDTH = 32
-
-#: Layer tuples are padded to this length before entering compiled code, so
-#: one compiled signature per dtype serves every network of up to this many
-#: layers (deeper ones compile their own, once). Three covers the usual nets
-#: (784-128-64-10, 784-10-10); each slot costs compile time, since every
-#: ``weights[i]`` compiles to a switch over the slots (measured: 4 slots
-#: compile 10-15% slower than 3).
-LAYER_SLOTS = 3
 
 
 # --- checks, padding, scratch -------------------------------------------------------------
@@ -398,190 +386,81 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
         np.zeros(n_blocks, np.int64),  # n_touched, per block
         np.ones(n_blocks, np.uint8))   # new_weights_finite, per block
     with _threads_for(n_blocks):
+        threaded = numba.get_num_threads() > 1
+        called = units_called(batch_size, order.shape[0], n_blocks, threaded)
         loss_sum, n_correct, n_steps = train_steps(
-            *engine_units(x.dtype, len(weights)), n_blocks, _sparse_first(weights), n_layers,
-            weights, biases, x, inputs.indptr, inputs.indices, inputs.values, ws.x, y, order,
-            batch_size, float(lr), int(hidden), int(output), zs, acts, deltas, grad_w, grad_b,
-            *scratch)
+            *engine_units(x.dtype, len(weights), called), n_blocks, threaded,
+            _sparse_first(weights), n_layers, weights, biases, x, inputs.indptr, inputs.indices,
+            inputs.values, ws.x, y, order, batch_size, float(lr), int(hidden), int(output), zs,
+            acts, deltas, grad_w, grad_b, *scratch)
     return float(loss_sum), int(n_correct), int(n_steps)
 
 
 # --- compilation ---------------------------------------------------------------------------
 
-_ready = set()  # names of the dtypes whose training kernels are compiled or loaded
-_ready_forward = set()  # names of the dtypes whose forward pass is
+def _parts_for(batch_size, training):
+    """The compiled parts a run needs (see ``numba_compile.py``).
+
+    Training: the units `train_steps` calls at this batch size with the
+    threads now in use, for a run of many rows, and the stand-ins of the
+    others; a run that needs another unit later (a last batch of one row,
+    say) compiles it on first use. Otherwise the forward pass alone.
+    """
+    if not training:
+        return numba_compile.FORWARD_PARTS
+    units = units_called(batch_size, None, _blocks_for(batch_size), numba.get_num_threads() > 1)
+    return numba_compile.training_parts(units)
 
 
 def is_compiled(dtype=np.float32, batch_size=64, *, training=True) -> bool:
-    """True when `warmup` for this dtype (any batch size) has run in this process.
+    """Whether what a run of this batch size needs is compiled or loaded in this process.
 
     ``training=False`` asks about the forward pass only.
     """
-    return np.dtype(dtype).name in (_ready if training else _ready_forward)
+    return numba_compile.is_loaded(dtype, _parts_for(batch_size, training))
 
 
-def is_cached(dtype=np.float32, *, training=True) -> bool:
-    """Whether the disk cache holds the training loop (or the forward pass) of ``dtype``.
+def is_cached(dtype=np.float32, batch_size=64, *, training=True) -> bool:
+    """Whether the disk cache holds what a run of this batch size needs, for this CPU.
 
-    Every part `warmup` would compile, compiled for this CPU from the current
-    source: then `warmup` only loads. (A first run stopped halfway leaves
-    some parts cached and not others.) A look at the cache's indexes;
-    nothing is loaded.
+    Then `warmup` only loads. ``training=False`` asks about the forward pass
+    only. A look at the cache's indexes; nothing is loaded.
     """
-    parts = sum(_TRAINING_PARTS if training else _FORWARD_PARTS, ())
-    return all(_is_cached(function, np.dtype(dtype).name)
-               for part in parts for function in _PART_FUNCTIONS[part])
+    return numba_compile.is_cached(dtype, _parts_for(batch_size, training))
 
 
 def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
-    """Compile, or load from the disk cache, what a training run of ``dtype`` needs.
+    """Compile, or load from the disk cache, what a run of ``dtype`` and ``batch_size`` needs.
 
-    That is `prepare_inputs`, the epoch loop and its units (one compiled loop
-    serves every batch size and thread count) and the forward pass that
-    validation and prediction use; with ``training=False`` only
-    `prepare_inputs` and the forward pass, which is all that ``evaluate``
-    and ``predict`` need. ``batch_size`` is accepted for the NumPy twin's
-    sake. When nothing is cached yet and the machine has two cores or more,
-    a second process compiles half of the units into the disk cache
-    meanwhile. Calling it again in the same process is free.
+    Training: `prepare_inputs`, the epoch loop and the units it calls at this
+    batch size with the threads now in use, and the forward pass that
+    validation uses; with ``training=False`` only `prepare_inputs` and the
+    forward pass, which is all that ``evaluate`` and ``predict`` need. When
+    some are not cached and the machine has two cores or more, a second
+    process compiles about half of them meanwhile. Calling it again in the
+    same process is free.
     """
-    dtype = np.dtype(dtype)
-    ready = _ready if training else _ready_forward
-    compiled_before, loaded_before = compile_stats()
-    t0 = time.perf_counter()
-    if dtype.name not in ready:
-        here, elsewhere = _TRAINING_PARTS if training else _FORWARD_PARTS
-        helper = None
-        if not is_cached(dtype, training=training) and _usable_cpus() > 1:
-            helper = _compile_elsewhere(dtype, elsewhere)
-        try:
-            compile_parts(dtype, here if helper else here + elsewhere)
-            if helper is not None:
-                helper.wait()
-        finally:
-            if helper is not None and helper.poll() is None:  # interrupted: stop it too
-                helper.kill()
-                helper.wait()
-        # Runs on a tiny network: loads what the helper compiled, and
-        # compiles anything the parts above missed.
-        if training:
-            _run_tiny_epoch(dtype, PARALLEL_MIN_BATCH)
-            _ready.add(dtype.name)
-        else:
-            _run_tiny_forward(dtype)
-        _ready_forward.add(dtype.name)
-    seconds = time.perf_counter() - t0
-    compiled_after, loaded_after = compile_stats()
-    return WarmupInfo(seconds, compiled_after - compiled_before, loaded_after - loaded_before)
-
-
-#: What a cold `warmup` compiles, split in two halves of about equal cost
-#: (measured per part, in seconds of CPU on AMD EPYC Zen 3, float32, medians
-#: of a noisy shared machine: gradients 3.9, the threaded region 2.4, the
-#: epoch loop 2.5, the inputs 0.3; forward 3.6, deltas 3.3, the update 0.8,
-#: the batch-1 update 0.7, the forward driver 0.45): this process compiles
-#: the first, a second process, which first spends ~0.5 s importing, the other.
-_TRAINING_PARTS = (("gradient_block", "step_threaded", "train_steps", "prepare_inputs"),
-                   ("forward_block", "deltas_block", "update_block", "gradient_update_row",
-                    "forward_rows"))
-#: The forward pass alone (evaluate, predict): the forward unit is most of it,
-#: so this process takes it, and the helper, which starts later, the rest.
-_FORWARD_PARTS = (("forward_block",), ("forward_rows", "prepare_inputs"))
-
-
-#: The compiled functions behind each part.
-_PART_FUNCTIONS = {**{name: (function,) for name, function in zip(Units._fields, UNIT_FUNCTIONS)},
-                   "forward_rows": (forward_rows,), "train_steps": (train_steps,),
-                   "prepare_inputs": (count_nonzeros, gather_nonzeros)}
-
-
-def compile_parts(dtype, parts):
-    """Compile (or load) ``parts`` for ``dtype``: engine units and drivers, by name."""
-    dtype = np.dtype(dtype)
-    for part in parts:
-        if part in Units._fields:
-            engine_unit(part, dtype.name, LAYER_SLOTS)
-        elif part == "forward_rows":
-            forward_rows.compile(forward_rows_types(dtype.name, LAYER_SLOTS))
-        elif part == "train_steps":
-            train_steps.compile(train_steps_types(dtype.name, LAYER_SLOTS))
-        elif part == "prepare_inputs":
-            prepare_inputs(np.zeros((1, 1), dtype))
-        else:
-            raise ValueError(f"no compiled part named {part!r}")
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _compile_elsewhere(dtype, parts):
-    """Start a process that compiles (or loads) ``parts`` for ``dtype``; or None.
-
-    It writes to the same disk cache, from which this process then loads them.
-    """
-    package_parent = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [package_parent] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    code = ("import numpy as np; from kernels import numba_backend as nb; "
-            f"nb.compile_parts(np.dtype('{dtype.name}'), {list(parts)!r})")
-    try:
-        return subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except OSError:
-        return None  # then this process compiles them, as it would anyway
-
-
-def _run_tiny_forward(dtype):
-    """One forward pass on a tiny network: compiles (or loads) the forward pass for ``dtype``."""
-    rng = np.random.default_rng(0)
-    sizes = (5, 3, 2)
-    weights = tuple(rng.standard_normal((k, m)).astype(dtype) for k, m in zip(sizes, sizes[1:]))
-    x = rng.random((4, sizes[0])).astype(dtype)
-    zs = [np.zeros((4, m), dtype) for m in sizes[1:]]
-    forward(weights, tuple(np.zeros(m, dtype) for m in sizes[1:]), x, RELU, SOFTMAX, zs,
-            [z.copy() for z in zs])
+    return numba_compile.load_or_compile(dtype, _parts_for(batch_size, training))
 
 
 def compile_all() -> WarmupInfo:
     """Compile (or load) every kernel for float32 and float64: for building images.
 
-    Covers both loops (one thread, several), the forward pass and every
-    standalone kernel, so no later run of any kind compiles anything.
+    Every part of the engine (each unit and its stand-in, both drivers) and
+    every standalone kernel, so no later run of any kind compiles anything.
     """
     compiled_before, loaded_before = compile_stats()
     t0 = time.perf_counter()
     for dtype in (np.dtype(np.float32), np.dtype(np.float64)):
-        _run_tiny_epoch(dtype, PARALLEL_MIN_BATCH)
-        _ready.add(dtype.name)
-        _ready_forward.add(dtype.name)
+        numba_compile.load_or_compile(dtype, numba_compile.ALL_PARTS)
         _run_standalone_kernels(dtype)
     seconds = time.perf_counter() - t0
     compiled_after, loaded_after = compile_stats()
     return WarmupInfo(seconds, compiled_after - compiled_before, loaded_after - loaded_before)
 
 
-def _run_tiny_epoch(dtype, batch_size):
-    """One epoch and one forward pass on a tiny network: compiles their signatures."""
-    rng = np.random.default_rng(0)
-    sizes = (5, 3, 2)
-    weights = tuple(rng.standard_normal((k, m)).astype(dtype) for k, m in zip(sizes, sizes[1:]))
-    biases = tuple(np.zeros(m, dtype) for m in sizes[1:])
-    n = max(2, batch_size)
-    x = rng.random((n, sizes[0])).astype(dtype)
-    x[rng.random(x.shape) < 0.5] = 0
-    y = np.eye(2, dtype=dtype)[rng.integers(0, 2, n)]
-    ws = allocate_workspace(sizes, batch_size, dtype)
-    train_epoch(weights, biases, prepare_inputs(x), y, np.arange(n), batch_size, 0.0,
-                SIGMOID, SOFTMAX, ws)
-    zs = [np.zeros((n, m), dtype) for m in sizes[1:]]
-    forward(weights, biases, x, RELU, SOFTMAX, zs, [z.copy() for z in zs])
-
-
 def _run_standalone_kernels(dtype):
+    """Every kernel of this module outside the engine, once on tiny arrays: compiles them."""
     rng = np.random.default_rng(0)
     x = rng.random((3, 4)).astype(dtype)
     w = rng.random((4, 2)).astype(dtype)

@@ -2,8 +2,8 @@
 
 `train_steps` is the one driver, for one thread and for several. Per batch
 it runs phase 1, then phases 2 and 3, through `step_threaded`, a
-``prange`` over blocks (``parallel=True``), or with one block (one thread,
-or a batch of one row) `step_block` directly, on the calling thread;
+``prange`` over blocks (``parallel=True``), or with one block or one
+thread `step_block` directly, block after block, on the calling thread;
 `forward_rows` is phase 1's forward pass alone, for prediction, over a
 block of rows.
 
@@ -16,8 +16,10 @@ them. Numba would otherwise copy a callee's code into every compiled
 caller, where LLVM optimises and generates it again: through the four
 levels from a phase to the driver, that was most of a cold start (35 s
 for float32 on 2 cores). Each unit now costs its own compile only, a run
-compiles just the units it calls (prediction: `forward_block` and
-`forward_rows`), and two processes can compile different units at once.
+compiles just the units it calls (`units_called`; prediction:
+`forward_block` and `forward_rows`) and passes cheap stand-ins for the
+others, and two processes can compile different units at once
+(``numba_compile.py``).
 Inside a unit the small helpers of ``numba_affine.py`` and
 ``numba_elementwise.py`` are linked in and inlined as usual.
 A call through a function value costs nanoseconds, paid a few
@@ -103,22 +105,25 @@ def step_threaded(forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks
 
 @jit(internal=True)
 def run_step(step_threaded_fn, forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks,
-             rows, start, update, n_layers, weights, biases, x, indptr, indices, values, xb, y,
-             order, hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b, skip_zeros,
-             row_loss, row_hit, row_finite, bounds, col_start, csc_rows, csc_values,
+             threaded, rows, start, update, n_layers, weights, biases, x, indptr, indices, values,
+             xb, y, order, hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b,
+             skip_zeros, row_loss, row_hit, row_finite, bounds, col_start, csc_rows, csc_values,
              narrow_grad, touched, touched_list, n_touched, new_weights_finite):
-    """A step's region: `step_threaded`, or its one block on this thread.
+    """A step's region: `step_threaded`, or with one thread its blocks in turn on this one.
 
     Entering a ``parallel=True`` region costs microseconds even when it runs
-    one block on the calling thread; at batch 1 that is 60,000 times an
-    epoch (measured: a batch-1 epoch of 784-128-64-10 15-25% faster without).
+    on the calling thread alone; at batch 1 that is 60,000 times an epoch
+    (measured: a batch-1 epoch of 784-128-64-10 15-25% faster without). The
+    blocks are the same either way, and so are the results.
     """
-    if n_blocks == 1:
-        step_block(np.int64(0), forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks,
-                   rows, start, update, n_layers, weights, biases, x, indptr, indices, values,
-                   xb, y, order, hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b,
-                   skip_zeros, row_loss, row_hit, row_finite, bounds, col_start, csc_rows,
-                   csc_values, narrow_grad, touched, touched_list, n_touched, new_weights_finite)
+    if n_blocks == 1 or not threaded:
+        for t in range(n_blocks):
+            step_block(t, forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows,
+                       start, update, n_layers, weights, biases, x, indptr, indices, values, xb,
+                       y, order, hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b,
+                       skip_zeros, row_loss, row_hit, row_finite, bounds, col_start, csc_rows,
+                       csc_values, narrow_grad, touched, touched_list, n_touched,
+                       new_weights_finite)
     else:
         step_threaded_fn(forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows,
                          start, update, n_layers, weights, biases, x, indptr, indices, values, xb,
@@ -130,13 +135,14 @@ def run_step(step_threaded_fn, forward_fn, deltas_fn, gradient_fn, update_fn, le
 
 @jit(refcounting=False)
 def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, step_threaded_fn,
-                n_blocks, sparse_first, n_layers, weights, biases, x, indptr, indices, values,
-                xb, y, order, batch_size, lr, hidden, output, zs, acts, deltas, grad_w, grad_b,
+                n_blocks, threaded, sparse_first, n_layers, weights, biases, x, indptr, indices,
+                values, xb, y, order, batch_size, lr, hidden, output, zs, acts, deltas, grad_w, grad_b,
                 bounds, row_loss, row_hit, row_finite, col_start, csc_rows, csc_values,
                 narrow_grad, touched, touched_list, n_touched, new_weights_finite):
     """Gradient-descent steps over the rows ``order`` in batches; see ``train_epoch``.
 
-    The ``*_fn`` arguments are the `engine_units` of the arrays' dtype.
+    The ``*_fn`` arguments are the `engine_units` of the arrays' dtype;
+    ``threaded`` is whether more than one of Numba's threads is in use.
     Each batch is walked in tiles of ``len(row_loss)`` rows, so that even a
     full-batch step works in cache-sized pieces: phase 1 on the tile, then
     (unless the batch's loss so far is not finite) phase 2, and after the
@@ -164,7 +170,7 @@ def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, st
         for lo in range(0, m, tile):
             rows = min(m, lo + tile) - lo
             run_step(step_threaded_fn, forward_fn, deltas_fn, gradient_fn, update_fn, no,
-                     row_blocks, rows, start + lo, no, n_layers, weights, biases, x, indptr,
+                     row_blocks, threaded, rows, start + lo, no, n_layers, weights, biases, x, indptr,
                      indices, values, xb, y, order, hidden, output, scale, step, zs, acts, deltas,
                      grad_w, grad_b, skip_zeros, row_loss, row_hit, row_finite, bounds,
                      col_start, csc_rows, csc_values, narrow_grad, touched, touched_list,
@@ -186,7 +192,7 @@ def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, st
             last_tile = lo + rows == m
             sparse_gradient = sparse_first and deltas_finite
             run_step(step_threaded_fn, forward_fn, deltas_fn, gradient_fn, update_fn, yes,
-                     n_blocks, rows, start + lo, last_tile, n_layers, weights, biases, x, indptr,
+                     n_blocks, threaded, rows, start + lo, last_tile, n_layers, weights, biases, x, indptr,
                      indices, values, xb, y, order, hidden, output, scale, step, zs, acts, deltas,
                      grad_w, grad_b, sparse_gradient, row_loss, row_hit, row_finite, bounds,
                      col_start, csc_rows, csc_values, narrow_grad, touched, touched_list,
@@ -203,6 +209,14 @@ def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, st
 
 
 # --- signatures, and the units compiled on demand -------------------------------------------
+
+#: Layer tuples are padded to this length before entering compiled code, so
+#: one compiled signature per dtype serves every network of up to this many
+#: layers (deeper ones compile their own, once). Three covers the usual nets
+#: (784-128-64-10, 784-10-10); each slot costs compile time, since every
+#: ``weights[i]`` compiles to a switch over the slots (measured: 4 slots
+#: compile 10-15% slower than 3).
+LAYER_SLOTS = 3
 
 #: The engine's units, as `engine_units` returns them.
 Units = namedtuple("Units", "forward_block deltas_block gradient_block update_block "
@@ -255,7 +269,7 @@ def train_steps_types(dtype, slots) -> tuple:
     """The argument types `train_steps` is called with from Python (lr as a Python float)."""
     t = _types(dtype, slots)
     units = tuple(_function_type(*unit) for unit in unit_types(dtype, slots))
-    return units + (t.i8, t.b1, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec, t.mat, t.mat,
+    return units + (t.i8, t.b1, t.b1, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec, t.mat, t.mat,
                     t.i8s, t.i8, types.float64, t.i8, t.i8, t.mats, t.mats, t.mats, t.mats,
                     t.vecs, t.i8s, t.vec, t.i8s, t.u8s, t.i8s, t.i4s, t.vec, t.mat, t.u8s, t.i8s,
                     t.i8s, t.u8s)
@@ -276,14 +290,91 @@ def _function_type(argument_types, return_type):
     return types.FunctionType(return_type(*argument_types))
 
 
+# --- what a call runs, and stand-ins for the units it does not -----------------------------
+
+def units_called(batch_size, n_rows, n_blocks, threaded) -> frozenset:
+    """The names of the units `train_steps` calls for these arguments.
+
+    ``n_rows`` is the length of the order; None means a run of many rows
+    (more than one batch, none of the batches a single row unless
+    ``batch_size`` is 1). ``n_blocks`` and ``threaded`` as `train_steps`
+    takes them.
+    """
+    if n_rows is None:
+        single, several = batch_size == 1, batch_size > 1
+    else:
+        single = n_rows > 0 and (batch_size == 1 or n_rows % batch_size == 1)
+        several = batch_size > 1 and n_rows > 1
+    called = {"forward_block", "deltas_block"}
+    if several:
+        called |= {"gradient_block", "update_block"}
+        if n_blocks > 1 and threaded:
+            called.add("step_threaded")
+    if single:
+        called.add("gradient_update_row")
+    return frozenset(called)
+
+
+# The stand-ins: a run passes these where `units_called` leaves a unit out, so
+# it does not wait for that unit to compile (a batch-1 run never calls the
+# batch phases and the threaded region: 6-7 s of compiling). Each takes its
+# unit's exact signature and does nothing: `units_called` follows
+# `train_steps`'s own branches, and the parity tests train with the stand-ins
+# a run passes, batch size by batch size, so a stand-in that was called would
+# show as a parameter never updated.
+
+@jit(first_class=True)
+def gradient_block_unused(t, n_blocks, rows, start, n_layers, indptr, indices, values, xb,
+                          order, acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows,
+                          csc_values, narrow_grad, touched, touched_list, n_touched, skip_zeros):
+    """Stands in for `gradient_block` where every batch is a single row."""
+
+
+@jit(first_class=True)
+def update_block_unused(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr, bounds,
+                        touched, touched_list, n_touched, new_weights_finite, narrow_grad):
+    """Stands in for `update_block` where every batch is a single row."""
+
+
+@jit(first_class=True)
+def gradient_update_row_unused(n_layers, weights, biases, acts, deltas, lr, x_row, indices,
+                               values, p0, p1, sparse):
+    """Stands in for `gradient_update_row` where no batch is a single row."""
+    return False
+
+
+@jit(first_class=True)
+def step_threaded_unused(forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows,
+                         start, update, n_layers, weights, biases, x, indptr, indices, values,
+                         xb, y, order, hidden, output, scale, lr, zs, acts, deltas, grad_w,
+                         grad_b, skip_zeros, row_loss, row_hit, row_finite, bounds, col_start,
+                         csc_rows, csc_values, narrow_grad, touched, touched_list, n_touched,
+                         new_weights_finite):
+    """Stands in for `step_threaded` with one thread, or one block per step."""
+
+
+#: The stand-in of each unit a run may not call.
+STAND_INS = {"gradient_block": gradient_block_unused, "update_block": update_block_unused,
+             "gradient_update_row": gradient_update_row_unused,
+             "step_threaded": step_threaded_unused}
+
+
 @functools.lru_cache(maxsize=None)
-def engine_unit(name, dtype_name, slots):
-    """Unit ``name`` compiled (or loaded from the disk cache) for the dtype, as a function value."""
+def engine_unit(name, dtype_name, slots, *, stand_in=False):
+    """Unit ``name`` compiled (or loaded from the disk cache) for the dtype, as a function value.
+
+    With ``stand_in``, its stand-in (`STAND_INS`) instead.
+    """
     arguments, _ = getattr(unit_types(dtype_name, slots), name)
-    return first_class_function(getattr(UNIT_FUNCTIONS, name), arguments)
+    function = STAND_INS[name] if stand_in else getattr(UNIT_FUNCTIONS, name)
+    return first_class_function(function, arguments)
 
 
-def engine_units(dtype, slots) -> Units:
-    """All units for ``dtype`` and ``slots``-long layer tuples, compiled on first use."""
+def engine_units(dtype, slots, called=frozenset(Units._fields)) -> Units:
+    """The units for ``dtype`` and ``slots``-long layer tuples, compiled on first use.
+
+    Units not in ``called`` (see `units_called`) are their stand-ins.
+    """
     name = np.dtype(dtype).name
-    return Units(*(engine_unit(unit, name, slots) for unit in Units._fields))
+    return Units(*(engine_unit(unit, name, slots, stand_in=unit not in called)
+                   for unit in Units._fields))

@@ -24,7 +24,7 @@ entries from the CSR arrays ``indptr, indices, values``, and reads the dense
 reference computes ``0 * inf = nan``).
 
 Per-layer arguments are tuples padded to a fixed length (see
-``numba_backend.LAYER_SLOTS``), with ``n_layers`` the real count.
+``numba_engine.LAYER_SLOTS``), with ``n_layers`` the real count.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def is_compiled(dtype=np.float32, batch_size=64, *, training=True) -> bool:
     return True
 
 
-def is_cached(dtype=np.float32, *, training=True) -> bool:
+def is_cached(dtype=np.float32, batch_size=64, *, training=True) -> bool:
     """Always True: NumPy has nothing to compile."""
     return True
 

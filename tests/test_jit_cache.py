@@ -61,8 +61,8 @@ def test_a_half_compiled_training_loop_is_not_cached(tmp_path):
     import sys
     from pathlib import Path
 
-    code = ("import numpy as np; from kernels import numba_backend as nb; "
-            "nb.compile_parts(np.float32, ['train_steps', 'step_threaded']); "
+    code = ("import numpy as np; from kernels import numba_backend as nb, numba_compile; "
+            "numba_compile.compile_parts(np.float32, ['train_steps', 'step_threaded']); "
             "print(nb.is_cached(np.float32), nb.is_cached(np.float32, training=False))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=Path(kernels.__file__).resolve().parent.parent,

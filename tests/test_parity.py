@@ -354,7 +354,9 @@ TASKS = {
     "sigmoid-1": ((30, 12, 1), SIGMOID),
 }
 # name: (rows, batch size); 43 rows in batches of 16 end ragged.
-MODES = {"batch-1": (12, 1), "mini-batch-ragged": (43, 16), "full-batch": (43, 43)}
+# name -> (rows, batch size); a last batch of one row takes the batch-1 path.
+MODES = {"batch-1": (12, 1), "mini-batch-ragged": (43, 16), "last-batch-one-row": (49, 16),
+         "full-batch": (43, 43)}
 
 # The engine's three ways through the first layer: name -> (its width, the
 # SPARSE_MIN_WIDTH that sends that width there).

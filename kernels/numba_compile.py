@@ -1,0 +1,185 @@
+"""Compiling the engine: the parts a run needs, on first use, in two processes when cold.
+
+A *part* is one compiled function of the engine, named after it: a unit of
+``numba_engine.py`` (``forward_block`` ...), a unit's stand-in
+(``gradient_block_unused`` ...), the drivers ``train_steps`` and
+``forward_rows``, and ``prepare_inputs``. Each compiles on its own, for the
+signature ``numba_engine`` writes out, and is cached on disk; which parts a
+run needs is the backend's call (``numba_backend.warmup``), how they get
+compiled is this module's.
+
+Compiling is single-threaded, and one part takes up to 4 s of CPU. When
+parts are missing from the disk cache and the machine has two cores or
+more, a second process compiles about half of them into the cache while
+this one compiles the rest, then this one loads them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ._jit import compile_stats
+from ._jit import is_cached as _is_cached
+from .common import WarmupInfo
+from .numba_engine import (LAYER_SLOTS, STAND_INS, UNIT_FUNCTIONS, Units, engine_unit,
+                           forward_rows, forward_rows_types, train_steps, train_steps_types)
+from .numba_inputs import count_nonzeros, gather_nonzeros, prepare_inputs
+
+#: Every part: each unit, each stand-in, the two drivers, the inputs' preparation.
+ALL_PARTS = (*Units._fields, *(f"{name}_unused" for name in STAND_INS),
+             "train_steps", "forward_rows", "prepare_inputs")
+
+#: What evaluating and predicting need: the forward pass alone.
+FORWARD_PARTS = ("forward_block", "forward_rows", "prepare_inputs")
+
+#: Seconds of CPU each part takes to compile from an empty cache (float32, AMD
+#: EPYC Zen 3, medians of a noisy shared machine; float64 costs about the
+#: same). Only their ratios matter: they split the parts between processes.
+COMPILE_SECONDS = {"forward_block": 4.0, "gradient_block": 3.5, "step_threaded": 2.3,
+                   "deltas_block": 2.1, "train_steps": 2.0, "update_block": 0.6,
+                   "gradient_update_row": 0.6, "forward_rows": 0.3, "prepare_inputs": 0.3}
+
+#: A stand-in's compile: its signature's typing, an empty body.
+STAND_IN_SECONDS = 0.2
+
+#: What a second process spends starting Python and importing the kernels
+#: before it compiles anything.
+HELPER_START_SECONDS = 0.5
+
+#: The compiled functions behind each part, as ``_jit.is_cached`` checks them.
+_PART_FUNCTIONS = {**dict(zip(Units._fields, ((f,) for f in UNIT_FUNCTIONS))),
+                   **{f"{name}_unused": (f,) for name, f in STAND_INS.items()},
+                   "train_steps": (train_steps,), "forward_rows": (forward_rows,),
+                   "prepare_inputs": (count_nonzeros, gather_nonzeros)}
+
+_loaded = set()  # (dtype name, part) compiled or loaded in this process
+
+
+def training_parts(units) -> tuple:
+    """The parts of a training run that calls ``units`` (a set of unit names).
+
+    The units, the stand-ins of the others, both drivers (the forward pass
+    scores validation data) and the inputs' preparation.
+    """
+    return (*(name if name in units else f"{name}_unused" for name in Units._fields),
+            "train_steps", "forward_rows", "prepare_inputs")
+
+
+def is_loaded(dtype, parts) -> bool:
+    """Whether every part is compiled or loaded in this process, for ``dtype``."""
+    name = np.dtype(dtype).name
+    return all((name, part) in _loaded for part in parts)
+
+
+def is_cached(dtype, parts) -> bool:
+    """Whether the disk cache holds every part for ``dtype``, compiled for this CPU.
+
+    From the kernels' current source; a look at the cache's indexes, nothing
+    is loaded. (A first run stopped halfway leaves some parts cached and not
+    others.)
+    """
+    name = np.dtype(dtype).name
+    return all(_is_cached(function, name) for part in parts for function in _PART_FUNCTIONS[part])
+
+
+def load_or_compile(dtype, parts) -> WarmupInfo:
+    """Load ``parts`` for ``dtype`` from the disk cache, compiling those it lacks.
+
+    Those it lacks are split between this process and a second one when the
+    machine has two cores or more (`split_parts`). Parts already in this
+    process are free.
+    """
+    dtype = np.dtype(dtype)
+    compiled_before, loaded_before = compile_stats()
+    t0 = time.perf_counter()
+    missing = [part for part in parts if (dtype.name, part) not in _loaded]
+    uncached = [part for part in missing if not is_cached(dtype, (part,))]
+    elsewhere = split_parts(uncached)[1] if _usable_cpus() > 1 else ()
+    helper = _compile_elsewhere(dtype, elsewhere) if elsewhere else None
+    try:
+        compile_parts(dtype, [part for part in missing if helper is None or part not in elsewhere])
+        if helper is not None:
+            helper.wait()
+    finally:
+        if helper is not None and helper.poll() is None:  # interrupted: stop it too
+            helper.kill()
+            helper.wait()
+    compile_parts(dtype, missing)  # loads what the helper compiled, or compiles what it did not
+    seconds = time.perf_counter() - t0
+    compiled_after, loaded_after = compile_stats()
+    return WarmupInfo(seconds, compiled_after - compiled_before, loaded_after - loaded_before)
+
+
+def split_parts(parts) -> tuple:
+    """``(here, elsewhere)``: ``parts`` split so that two processes finish together.
+
+    Biggest first, each to the process with less to do; the second process
+    starts `HELPER_START_SECONDS` behind. ``elsewhere`` is empty when a
+    second process would save less than that.
+    """
+    def cost(part):
+        return COMPILE_SECONDS.get(part, STAND_IN_SECONDS)
+
+    here, elsewhere = [], []
+    load_here, load_elsewhere = 0.0, HELPER_START_SECONDS
+    for part in sorted(parts, key=cost, reverse=True):
+        if load_here <= load_elsewhere:
+            here.append(part)
+            load_here += cost(part)
+        else:
+            elsewhere.append(part)
+            load_elsewhere += cost(part)
+    alone = sum(map(cost, parts))
+    if alone - max(load_here, load_elsewhere) < HELPER_START_SECONDS:
+        return tuple(parts), ()
+    return tuple(here), tuple(elsewhere)
+
+
+def compile_parts(dtype, parts):
+    """Compile (or load from the disk cache) ``parts`` for ``dtype``, in this process."""
+    dtype = np.dtype(dtype)
+    for part in parts:
+        if part in Units._fields:
+            engine_unit(part, dtype.name, LAYER_SLOTS)
+        elif part.endswith("_unused") and part[:-len("_unused")] in STAND_INS:
+            engine_unit(part[:-len("_unused")], dtype.name, LAYER_SLOTS, stand_in=True)
+        elif part == "forward_rows":
+            forward_rows.compile(forward_rows_types(dtype.name, LAYER_SLOTS))
+        elif part == "train_steps":
+            train_steps.compile(train_steps_types(dtype.name, LAYER_SLOTS))
+        elif part == "prepare_inputs":
+            prepare_inputs(np.zeros((1, 1), dtype))
+        else:
+            raise ValueError(f"no compiled part named {part!r}")
+        _loaded.add((dtype.name, part))
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _compile_elsewhere(dtype, parts):
+    """Start a process that compiles (or loads) ``parts`` for ``dtype``; or None.
+
+    It writes to the same disk cache, from which this process then loads
+    them. It imports these kernels, from this file's directory, whatever the
+    working directory holds.
+    """
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    code = (f"import sys; sys.path.insert(0, {package_parent!r}); import numpy as np; "
+            "from kernels import numba_compile; "
+            f"numba_compile.compile_parts(np.dtype('{dtype.name}'), {list(parts)!r})")
+    try:
+        return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return None  # then this process compiles them, as it would anyway

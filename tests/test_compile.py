@@ -1,0 +1,101 @@
+"""A run compiles the parts of the engine it calls, and nothing else.
+
+``numba_engine.units_called`` says which units an epoch calls; the others
+are passed as stand-ins that do nothing, so they never compile. The parity
+tests train through those stand-ins at every batch size (a stand-in called
+by mistake would leave parameters un-updated and fail them); these tests
+pin down the choice itself and the compiling around it.
+"""
+
+import numpy as np
+import pytest
+
+from kernels import numba_backend as comp
+from kernels import numba_compile
+from kernels._jit import compile_stats
+from kernels.common import RELU, SOFTMAX, allocate_workspace
+from kernels.numba_engine import units_called
+
+PHASE_1 = {"forward_block", "deltas_block"}
+BATCH_PHASES = {"gradient_block", "update_block"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compiled():
+    """Every part compiled (or loaded) once per session, as in the parity tests."""
+    return comp.compile_all()
+
+
+@pytest.mark.parametrize("batch_size, n_rows, n_blocks, threaded, called", [
+    (64, None, 2, True, PHASE_1 | BATCH_PHASES | {"step_threaded"}),
+    (64, None, 2, False, PHASE_1 | BATCH_PHASES),         # one thread takes the blocks in turn
+    (32, None, 1, True, PHASE_1 | BATCH_PHASES),          # one block per step: no region
+    (1, None, 1, True, PHASE_1 | {"gradient_update_row"}),
+    (64, 129, 2, True, PHASE_1 | BATCH_PHASES | {"step_threaded", "gradient_update_row"}),
+    (64, 128, 2, True, PHASE_1 | BATCH_PHASES | {"step_threaded"}),
+    (5, 1, 1, True, PHASE_1 | {"gradient_update_row"}),   # the only batch is one row
+    (200, 200, 2, True, PHASE_1 | BATCH_PHASES | {"step_threaded"}),
+])
+def test_the_units_an_epoch_calls(batch_size, n_rows, n_blocks, threaded, called):
+    assert units_called(batch_size, n_rows, n_blocks, threaded) == called
+
+
+def test_a_run_of_batch_1_compiles_neither_the_batch_phases_nor_the_threaded_region():
+    parts = set(comp._parts_for(1, training=True))
+    assert {"gradient_block_unused", "update_block_unused", "step_threaded_unused"} <= parts
+    assert not {"gradient_block", "update_block", "step_threaded"} & parts
+    assert {"forward_block", "deltas_block", "gradient_update_row", "train_steps",
+            "forward_rows", "prepare_inputs"} <= parts
+
+
+def test_evaluating_compiles_the_forward_pass_only():
+    assert set(comp._parts_for(64, training=False)) == {"forward_block", "forward_rows",
+                                                       "prepare_inputs"}
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64, 150])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_training_after_compile_all_compiles_nothing(batch_size, threads):
+    """`train_epoch` calls the drivers with the signatures `compile_parts` compiles."""
+    from fastnn.threads import available_threads, limit_threads
+
+    rng = np.random.default_rng(batch_size)
+    sizes = (20, 8, 3)
+    x = rng.random((150, sizes[0])).astype(np.float32)
+    x[x < 0.6] = 0
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 150)]
+    weights = tuple(rng.standard_normal((k, m)).astype(np.float32)
+                    for k, m in zip(sizes, sizes[1:]))
+    biases = tuple(np.zeros(m, np.float32) for m in sizes[1:])
+    before = compile_stats()
+    with limit_threads(min(threads, available_threads())):
+        comp.train_epoch(weights, biases, x, y, np.arange(150), batch_size, 0.1, RELU, SOFTMAX,
+                         allocate_workspace(sizes, batch_size, np.float32))
+    assert compile_stats() == before
+
+
+def test_parts_are_split_so_that_two_processes_finish_together():
+    parts = numba_compile.training_parts(units_called(64, None, 2, True))
+    here, elsewhere = numba_compile.split_parts(parts)
+    assert sorted(here + elsewhere) == sorted(parts)
+    cost = numba_compile.COMPILE_SECONDS.get
+    load_here = sum(cost(p, numba_compile.STAND_IN_SECONDS) for p in here)
+    load_elsewhere = numba_compile.HELPER_START_SECONDS + sum(
+        cost(p, numba_compile.STAND_IN_SECONDS) for p in elsewhere)
+    assert abs(load_here - load_elsewhere) <= max(numba_compile.COMPILE_SECONDS.values())
+
+
+def test_a_few_small_parts_are_not_worth_a_second_process():
+    parts = ("gradient_update_row", "step_threaded_unused")
+    assert numba_compile.split_parts(parts) == (parts, ())
+
+
+def test_the_second_process_compiles_these_kernels_whatever_the_working_directory(
+        tmp_path, monkeypatch):
+    """A ``kernels`` package in the directory fastnn runs from is not the one compiled."""
+    impostor = tmp_path / "kernels"
+    impostor.mkdir()
+    (impostor / "__init__.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.chdir(tmp_path)
+    helper = numba_compile._compile_elsewhere(np.dtype(np.float32), [])
+    assert helper.wait(timeout=120) == 0
