@@ -9,11 +9,17 @@ every run reads one cache that an untimed run of the same command filled.
 For warm training runs it also reports what ``--metrics-json`` exposes about
 start-up: ``compile_seconds`` (compiling or loading the kernels) and
 ``startup_seconds`` (from the process's start to its first epoch: interpreter,
-imports, data, kernels). A pure-Python loop is timed before and after, since
-shared machines change speed by tens of percent from minute to minute.
+imports, data, kernels).
+
+Shared machines change speed by tens of percent from minute to minute, so
+the runs go round by round (round i runs every command once, cold, then
+later warm), and a pure-Python loop is timed before and after. ``--tree``
+(repeatable) times the fastnn of other checkouts too, alternating with this
+one run by run: the way to compare two versions on the same minutes.
 
     python scripts/bench_cold_start.py --runs 3
     python scripts/bench_cold_start.py --runs 1 --only train --only predict --json cold.json
+    python scripts/bench_cold_start.py --runs 3 --only train --tree ../fastnn-old
 """
 
 from __future__ import annotations
@@ -65,30 +71,31 @@ def cpu_name() -> str:
     return f"{name}, {os.cpu_count()} logical CPUs"
 
 
-def tree_revision() -> str:
-    """The git commit of the tree whose fastnn runs (``unknown`` outside a checkout)."""
+def tree_revision(tree: Path) -> str:
+    """The git commit of a tree whose fastnn runs (``unknown`` outside a checkout)."""
     try:
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        out = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"],
+        dirty = subprocess.run(["git", "-C", str(tree), "status", "--porcelain"],
                                capture_output=True, text=True, check=True).stdout.strip()
         return out + (" + uncommitted changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
-def _environment(cache: Path) -> dict:
-    """This environment with ``cache`` as the Numba cache and this tree first on the path."""
-    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+def _environment(cache: Path, tree: Path = REPO) -> dict:
+    """This environment with ``cache`` as the Numba cache and ``tree`` first on the path."""
+    path = os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))
     return dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=path)
 
 
 class Runner:
-    """Runs ``python -m fastnn`` in a scratch directory with a chosen Numba cache."""
+    """Runs ``python -m fastnn`` of one tree in a scratch directory with a chosen Numba cache."""
 
-    def __init__(self, scratch: Path, python: str):
+    def __init__(self, scratch: Path, python: str, tree: Path = REPO):
         self.scratch = scratch
         self.python = python
+        self.tree = tree
         self.model = scratch / "model.npz"
         self.digits = scratch / "digits.npy"
 
@@ -97,7 +104,7 @@ class Runner:
         fill = {"model": str(self.model), "digits": str(self.digits),
                 "metrics": str(metrics or self.scratch / "unused.json")}
         argv = [self.python, "-m", "fastnn", *(a.format(**fill) for a in args)]
-        env = _environment(cache)
+        env = _environment(cache, self.tree)
         started = time.perf_counter()
         done = subprocess.run(argv, env=env, cwd=self.scratch, capture_output=True, text=True)
         seconds = time.perf_counter() - started
@@ -117,33 +124,55 @@ class Runner:
         code = ("import sys, numpy as np; from fastnn import mnist; "
                 "np.save(sys.argv[1], mnist.load_sample().test_images[:8])")
         subprocess.run([self.python, "-c", code, str(self.digits)], check=True,
-                       env=_environment(cache))
+                       env=_environment(cache, self.tree))
         shutil.rmtree(cache)
 
 
-def measure(runner: Runner, name: str, runs: int, progress) -> dict:
-    """Cold and warm wall times of one command, and the warm runs' start-up metrics."""
-    args = COMMANDS[name]
-    cold = []
+def measure(runners, names, runs: int, progress) -> list:
+    """Cold and warm wall times of each command of each runner, and warm start-up metrics.
+
+    Round by round: round i runs every command once, each runner in turn
+    (in reverse order every other round), cold first; then the warm rounds,
+    each runner reading a cache an untimed run of the same command filled.
+    """
+    results = {(runner.tree, name): {"tree": str(runner.tree), "command": name,
+                                      "args": COMMANDS[name], "cold_s": [], "warm_s": [],
+                                      "warm_compile_s": [], "warm_startup_s": []}
+               for runner in runners for name in names}
+
+    def in_turn(i):
+        return runners if i % 2 == 0 else runners[::-1]
+
     for i in range(runs):
-        cache = runner.fresh_cache()
-        cold.append(runner.fastnn(args, cache))
+        for name in names:
+            for runner in in_turn(i):
+                cache = runner.fresh_cache()
+                seconds = runner.fastnn(COMMANDS[name], cache)
+                shutil.rmtree(cache)
+                results[runner.tree, name]["cold_s"].append(seconds)
+                progress(f"{runner.tree.name} {name}: cold run {i + 1}/{runs} {seconds:.2f}s")
+    caches = {}
+    for runner in runners:
+        for name in names:
+            caches[runner.tree, name] = runner.fresh_cache()
+            runner.fastnn(COMMANDS[name], caches[runner.tree, name])  # fills it, untimed
+    for i in range(runs):
+        for name in names:
+            for runner in in_turn(i):
+                record = results[runner.tree, name]
+                metrics = runner.scratch / f"{name}-{i}.json"
+                record["warm_s"].append(runner.fastnn(COMMANDS[name], caches[runner.tree, name],
+                                                      metrics))
+                if metrics.exists():
+                    report = json.loads(metrics.read_text())
+                    record["warm_compile_s"].append(report["compile_seconds"])
+                    record["warm_startup_s"].append(report["startup_seconds"])
+                    metrics.unlink()
+                progress(f"{runner.tree.name} {name}: warm run {i + 1}/{runs} "
+                         f"{record['warm_s'][-1]:.2f}s")
+    for cache in caches.values():
         shutil.rmtree(cache)
-        progress(f"{name}: cold run {i + 1}/{runs} {cold[-1]:.2f}s")
-    cache = runner.fresh_cache()
-    runner.fastnn(args, cache)  # fills the cache, untimed
-    warm, kernels, startup = [], [], []
-    for i in range(runs):
-        metrics = runner.scratch / f"{name}-{i}.json"
-        warm.append(runner.fastnn(args, cache, metrics))
-        if metrics.exists():
-            report = json.loads(metrics.read_text())
-            kernels.append(report["compile_seconds"])
-            startup.append(report["startup_seconds"])
-        progress(f"{name}: warm run {i + 1}/{runs} {warm[-1]:.2f}s")
-    shutil.rmtree(cache)
-    return {"command": name, "args": args, "cold_s": cold, "warm_s": warm,
-            "warm_compile_s": kernels, "warm_startup_s": startup}
+    return list(results.values())
 
 
 def _stats(values) -> str:
@@ -164,12 +193,16 @@ def format_table(results, runs: int, header: str) -> str:
              f"  {'warm kernels':>17}  {'warm start-up':>19}",
              f"{'':<15} {'':>8} {'':>8} {'':>8} {'':>8}  {'min':>8} {'med':>8}  "
              f"{'min':>9} {'med':>9}"]
-    for r in results:
-        startup = r["warm_startup_s"]
-        outside_text = (f"{min(startup):>9.2f} {statistics.median(startup):>9.2f}" if startup
-                        else f"{'-':>9} {'-':>9}")
-        lines.append(f"{r['command']:<15} {_stats(r['cold_s'])} {_stats(r['warm_s'])}  "
-                     f"{_stats(r['warm_compile_s'])}  {outside_text}")
+    trees = list(dict.fromkeys(r["tree"] for r in results))
+    for tree in trees:
+        if len(trees) > 1:
+            lines.append(f"tree {tree} ({tree_revision(Path(tree))})")
+        for r in (r for r in results if r["tree"] == tree):
+            startup = r["warm_startup_s"]
+            outside_text = (f"{min(startup):>9.2f} {statistics.median(startup):>9.2f}"
+                            if startup else f"{'-':>9} {'-':>9}")
+            lines.append(f"{r['command']:<15} {_stats(r['cold_s'])} {_stats(r['warm_s'])}  "
+                         f"{_stats(r['warm_compile_s'])}  {outside_text}")
     return "\n".join(lines)
 
 
@@ -182,7 +215,13 @@ def parse_args(argv=None):
     parser.add_argument("--python", default=sys.executable,
                         help="the interpreter whose fastnn runs (default: this one)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--tree", action="append", type=Path, default=[], metavar="DIR",
+                        help="also time the fastnn of this checkout, alternating with this "
+                             "one (repeatable)")
     args = parser.parse_args(argv)
+    for tree in args.tree:
+        if not (tree / "fastnn" / "__init__.py").is_file():
+            parser.error(f"--tree {tree}: no fastnn package there")
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     return args
@@ -204,17 +243,18 @@ def main(argv=None) -> int:
                              text=True, env=_environment(Path(tempfile.gettempdir()))
                              ).stdout.strip()
     header = (f"cold start of the fastnn CLI; CPU {cpu_name()}; {version} (tree "
-              f"{tree_revision()}); Python {platform.python_version()}")
+              f"{tree_revision(REPO)}); Python {platform.python_version()}")
 
     def progress(message):
         print(message, file=sys.stderr, flush=True)
 
     probe_before = speed_probe()
     with tempfile.TemporaryDirectory(prefix="fastnn-cold-") as scratch:
-        runner = Runner(Path(scratch), args.python)
+        trees = dict.fromkeys([REPO, *(tree.resolve() for tree in args.tree)])
+        runners = [Runner(Path(scratch), args.python, tree) for tree in trees]
         progress("saving a model to evaluate and predict with ...")
-        runner.make_inputs()
-        results = [measure(runner, name, args.runs, progress) for name in names]
+        runners[0].make_inputs()
+        results = measure(runners, names, args.runs, progress)
     probe_after = speed_probe()
     header += (f"\nspeed probe (a 10-million-step Python loop; lower is faster): "
                f"{probe_before:.2f}s before, {probe_after:.2f}s after")

@@ -7,6 +7,7 @@ bookkeeping is checked, in seconds.
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,26 @@ def test_runs_must_be_positive(cold_start, capsys):
         cold_start.main(["--runs", "0"])
     assert stop.value.code == 2
     capsys.readouterr()
+
+
+def test_another_tree_runs_in_turn_with_this_one(cold_start, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("FASTNN_BACKEND", "numpy")
+    other = tmp_path / "other"
+    for package in ("fastnn", "kernels"):
+        shutil.copytree(SCRIPT.parent.parent / package, other / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    path = tmp_path / "cold.json"
+    assert cold_start.main(["--runs", "2", "--only", "predict", "--tree", str(other),
+                            "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"tree {other} (unknown)" in out
+    records = json.loads(path.read_text())["results"]
+    assert [r["tree"] for r in records] == [str(SCRIPT.parent.parent), str(other)]
+    assert all(len(r["cold_s"]) == len(r["warm_s"]) == 2 for r in records)
+
+
+def test_a_tree_must_hold_fastnn(cold_start, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cold_start.main(["--tree", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "no fastnn package there" in capsys.readouterr().err
