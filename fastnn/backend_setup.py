@@ -10,17 +10,24 @@ import kernels
 from . import info
 from .config import ConfigError
 
-#: Seconds the numba kernels of one dtype take to compile from an empty cache:
-#: a cold `fastnn train` took 11.5-12.9 s in all (a warm one 1.9-2.1 s) on a
-#: 2-core AMD EPYC (Zen 3) in a slow stretch of a shared machine, with
-#: `scripts/bench_cold_start.py`. The notice says the last time this machine
-#: took, once known.
-TYPICAL_COMPILE_SECONDS = 11
+#: A machine's compile time over the estimate from the measured costs per part
+#: (``kernels/numba_compile.py``), when this machine has not compiled before:
+#: the costs are CPU seconds, and a run also loads, imports and shares the
+#: cores (cold runs on the 2-core AMD EPYC of the README: 1.1-1.3).
+TYPICAL_PACE = 1.2
 
-#: The same for the forward pass alone, all that `evaluate` and `predict`
-#: compile with ``--backend numba``: a cold `fastnn evaluate --backend numba`
-#: took 6.8 s in all (warm: 1.3-1.7 s) on that machine.
-TYPICAL_FORWARD_COMPILE_SECONDS = 5
+
+def expected_compile_seconds(kern, dtype: str, batch_size: int, training: bool) -> float:
+    """Seconds the compile about to start should take here.
+
+    The backend's estimate for what is not cached, at this machine's pace:
+    the last compile noted here over its own estimate, else `TYPICAL_PACE`.
+    """
+    estimate = kern.compile_estimate(dtype, batch_size, training=training)
+    noted = info.last_compiles().get(dtype) or {}
+    if noted.get("estimate", 0) > 0 and noted.get("seconds", 0) > 0:
+        return estimate * noted["seconds"] / noted["estimate"]
+    return estimate * TYPICAL_PACE
 
 
 def prepare_backend(backend: str, dtype: str, batch_size: int, *, threads: int | None = None,
@@ -44,22 +51,21 @@ def prepare_backend(backend: str, dtype: str, batch_size: int, *, threads: int |
     if kern.is_compiled(dtype, batch_size, training=training):
         return 0.0
     notice = None
-    if not kern.is_cached(dtype, batch_size, training=training):  # only loading: no notice
-        noted = info.last_compiles().get(dtype) if training else None
-        typical = TYPICAL_COMPILE_SECONDS if training else TYPICAL_FORWARD_COMPILE_SECONDS
-        expect = (f"about {noted['seconds']:.0f}s, as last time" if noted else
-                  f"about {typical}s on 2 cores")
+    estimate = kern.compile_estimate(dtype, batch_size, training=training)
+    if estimate > 0:  # only loading: no notice
+        expect = expected_compile_seconds(kern, dtype, batch_size, training)
         what = "kernels" if training else "forward pass"
         notice = threading.Timer(1.0, note, (f"compiling the Numba {what} for {dtype}: "
-                                             f"{expect}; once, then cached ...",))
+                                             f"about {max(1, round(expect))}s; once, then "
+                                             "cached ...",))
         notice.start()
     try:
         done = kern.warmup(dtype, batch_size, training=training)
     finally:
         if notice is not None:
             notice.cancel()
-    if done.compiled and training:
-        info.note_compile(dtype, done.seconds)
+    if done.compiled and estimate > 0:
+        info.note_compile(dtype, done.seconds, estimate)
         note(f"compiled {done.compiled} kernel signatures in {done.seconds:.1f}s "
              "(cached for later runs)")
     return done.seconds

@@ -209,7 +209,7 @@ COMPILE_LOG = "fastnn-compile-times.json"
 
 
 def last_compiles(where=None) -> dict:
-    """``{dtype: {"seconds", "numba"}}`` of the last compile per dtype noted in the cache dir."""
+    """``{dtype: {"seconds", "estimate", "numba"}}`` of the last compile per dtype noted here."""
     where = jit_cache_dir()[0] if where is None else Path(where)
     try:
         noted = json.loads((where / COMPILE_LOG).read_text())
@@ -218,8 +218,11 @@ def last_compiles(where=None) -> dict:
     return noted if isinstance(noted, dict) else {}
 
 
-def note_compile(dtype: str, seconds: float) -> None:
+def note_compile(dtype: str, seconds: float, estimate: float) -> None:
     """Remember in the cache dir that compiling ``dtype``'s kernels took ``seconds``.
+
+    ``estimate`` is what the backend estimated from its measured costs: the
+    ratio of the two is this machine's pace, for the next notice.
 
     Best effort: a cache dir that cannot be written loses only this note.
     """
@@ -227,7 +230,8 @@ def note_compile(dtype: str, seconds: float) -> None:
 
     where = jit_cache_dir()[0]
     noted = last_compiles(where)
-    noted[dtype] = {"seconds": round(seconds, 1), "numba": numba.__version__}
+    noted[dtype] = {"seconds": round(seconds, 1), "estimate": round(estimate, 2),
+                    "numba": numba.__version__}
     try:
         where.mkdir(parents=True, exist_ok=True)
         temporary = where / f"{COMPILE_LOG}.{os.getpid()}.tmp"

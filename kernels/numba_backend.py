@@ -53,7 +53,7 @@ __all__ = [
     "sigmoid_backward", "relu", "relu_backward", "softmax", "softmax_cross_entropy",
     "sigmoid_cross_entropy", "output_delta", "count_correct", "sgd_update", "forward",
     "backward_deltas", "parameter_gradients", "prepare_inputs", "train_epoch", "warmup",
-    "compile_all", "is_compiled", "is_cached",
+    "compile_all", "is_compiled", "is_cached", "compile_estimate",
 ]
 
 #: Smallest batch whose steps are split over threads. Measured on 2 cores: from
@@ -427,6 +427,14 @@ def is_cached(dtype=np.float32, batch_size=64, *, training=True) -> bool:
     only. A look at the cache's indexes; nothing is loaded.
     """
     return numba_compile.is_cached(dtype, _parts_for(batch_size, training))
+
+
+def compile_estimate(dtype=np.float32, batch_size=64, *, training=True) -> float:
+    """Seconds `warmup` would spend compiling, on the machine the compile costs were measured on.
+
+    Zero when everything is loaded or cached; see ``numba_compile.estimate_seconds``.
+    """
+    return numba_compile.estimate_seconds(dtype, _parts_for(batch_size, training))
 
 
 def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:

@@ -116,6 +116,26 @@ def load_or_compile(dtype, parts) -> WarmupInfo:
     return WarmupInfo(seconds, compiled_after - compiled_before, loaded_after - loaded_before)
 
 
+def estimate_seconds(dtype, parts) -> float:
+    """Wall seconds `load_or_compile` would spend compiling ``parts`` on the machine of `COMPILE_SECONDS`.
+
+    Parts in this process or the disk cache cost nothing; the others are
+    split as `load_or_compile` splits them. A machine of another speed
+    takes proportionally longer or shorter.
+    """
+    name = np.dtype(dtype).name
+    uncached = [part for part in parts
+                if (name, part) not in _loaded and not is_cached(dtype, (part,))]
+    here, elsewhere = split_parts(uncached) if _usable_cpus() > 1 else (uncached, ())
+    if not elsewhere:
+        return _cost(here)
+    return max(_cost(here), HELPER_START_SECONDS + _cost(elsewhere))
+
+
+def _cost(parts) -> float:
+    return sum(COMPILE_SECONDS.get(part, STAND_IN_SECONDS) for part in parts)
+
+
 def split_parts(parts) -> tuple:
     """``(here, elsewhere)``: ``parts`` split so that two processes finish together.
 
@@ -123,20 +143,16 @@ def split_parts(parts) -> tuple:
     starts `HELPER_START_SECONDS` behind. ``elsewhere`` is empty when a
     second process would save less than that.
     """
-    def cost(part):
-        return COMPILE_SECONDS.get(part, STAND_IN_SECONDS)
-
     here, elsewhere = [], []
     load_here, load_elsewhere = 0.0, HELPER_START_SECONDS
-    for part in sorted(parts, key=cost, reverse=True):
+    for part in sorted(parts, key=lambda part: _cost((part,)), reverse=True):
         if load_here <= load_elsewhere:
             here.append(part)
-            load_here += cost(part)
+            load_here += _cost((part,))
         else:
             elsewhere.append(part)
-            load_elsewhere += cost(part)
-    alone = sum(map(cost, parts))
-    if alone - max(load_here, load_elsewhere) < HELPER_START_SECONDS:
+            load_elsewhere += _cost((part,))
+    if _cost(parts) - max(load_here, load_elsewhere) < HELPER_START_SECONDS:
         return tuple(parts), ()
     return tuple(here), tuple(elsewhere)
 

@@ -31,6 +31,11 @@ def is_compiled(dtype=np.float32, batch_size=64, *, training=True) -> bool:
     return True
 
 
+def compile_estimate(dtype=np.float32, batch_size=64, *, training=True) -> float:
+    """Zero: NumPy has nothing to compile."""
+    return 0.0
+
+
 def is_cached(dtype=np.float32, batch_size=64, *, training=True) -> bool:
     """Always True: NumPy has nothing to compile."""
     return True

@@ -99,3 +99,43 @@ def test_the_second_process_compiles_these_kernels_whatever_the_working_director
     monkeypatch.chdir(tmp_path)
     helper = numba_compile._compile_elsewhere(np.dtype(np.float32), [])
     assert helper.wait(timeout=120) == 0
+
+
+def test_nothing_to_compile_is_estimated_at_zero():
+    assert comp.compile_estimate(np.float32, 64) == 0.0  # compiled by the fixture
+    assert comp.compile_estimate(np.float64, 1, training=False) == 0.0
+
+
+def test_the_estimate_is_the_longer_of_the_two_processes(monkeypatch):
+    monkeypatch.setattr(numba_compile, "is_cached", lambda dtype, parts: False)
+    monkeypatch.setattr(numba_compile, "_loaded", set())
+    monkeypatch.setattr(numba_compile, "_usable_cpus", lambda: 2)
+    parts = ("forward_block", "deltas_block", "train_steps")  # 4.0, 2.1, 2.0
+    # here forward_block; elsewhere, half a second later, the other two
+    assert numba_compile.estimate_seconds(np.float32, parts) == pytest.approx(0.5 + 2.1 + 2.0)
+    monkeypatch.setattr(numba_compile, "_usable_cpus", lambda: 1)
+    assert numba_compile.estimate_seconds(np.float32, parts) == pytest.approx(8.1)
+
+
+class _Backend:
+    """A backend whose compile would take 8 s on the machine the costs come from."""
+
+    @staticmethod
+    def compile_estimate(dtype, batch_size, *, training):
+        return 8.0
+
+
+def test_the_notice_expects_this_machines_pace(monkeypatch):
+    from fastnn import backend_setup, info
+
+    monkeypatch.setattr(info, "last_compiles", lambda: {})
+    assert backend_setup.expected_compile_seconds(_Backend, "float32", 64, True) == (
+        pytest.approx(8.0 * backend_setup.TYPICAL_PACE))
+    noted = {"float32": {"seconds": 5.0, "estimate": 10.0, "numba": "0"}}  # twice as fast
+    monkeypatch.setattr(info, "last_compiles", lambda: noted)
+    assert backend_setup.expected_compile_seconds(_Backend, "float32", 1, True) == (
+        pytest.approx(4.0))
+    older = {"float32": {"seconds": 11.0, "numba": "0"}}  # noted before estimates were
+    monkeypatch.setattr(info, "last_compiles", lambda: older)
+    assert backend_setup.expected_compile_seconds(_Backend, "float32", 1, True) == (
+        pytest.approx(8.0 * backend_setup.TYPICAL_PACE))
