@@ -117,7 +117,7 @@ def load_or_compile(dtype, parts) -> WarmupInfo:
 
 
 def estimate_seconds(dtype, parts) -> float:
-    """Wall seconds `load_or_compile` would spend compiling ``parts`` on the machine of `COMPILE_SECONDS`.
+    """Wall seconds `load_or_compile` would spend compiling ``parts``, at `COMPILE_SECONDS`.
 
     Parts in this process or the disk cache cost nothing; the others are
     split as `load_or_compile` splits them. A machine of another speed

@@ -136,8 +136,8 @@ def run_step(step_threaded_fn, forward_fn, deltas_fn, gradient_fn, update_fn, le
 @jit(refcounting=False)
 def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, step_threaded_fn,
                 n_blocks, threaded, sparse_first, n_layers, weights, biases, x, indptr, indices,
-                values, xb, y, order, batch_size, lr, hidden, output, zs, acts, deltas, grad_w, grad_b,
-                bounds, row_loss, row_hit, row_finite, col_start, csc_rows, csc_values,
+                values, xb, y, order, batch_size, lr, hidden, output, zs, acts, deltas, grad_w,
+                grad_b, bounds, row_loss, row_hit, row_finite, col_start, csc_rows, csc_values,
                 narrow_grad, touched, touched_list, n_touched, new_weights_finite):
     """Gradient-descent steps over the rows ``order`` in batches; see ``train_epoch``.
 
@@ -170,11 +170,11 @@ def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, st
         for lo in range(0, m, tile):
             rows = min(m, lo + tile) - lo
             run_step(step_threaded_fn, forward_fn, deltas_fn, gradient_fn, update_fn, no,
-                     row_blocks, threaded, rows, start + lo, no, n_layers, weights, biases, x, indptr,
-                     indices, values, xb, y, order, hidden, output, scale, step, zs, acts, deltas,
-                     grad_w, grad_b, skip_zeros, row_loss, row_hit, row_finite, bounds,
-                     col_start, csc_rows, csc_values, narrow_grad, touched, touched_list,
-                     n_touched, new_weights_finite)
+                     row_blocks, threaded, rows, start + lo, no, n_layers, weights, biases, x,
+                     indptr, indices, values, xb, y, order, hidden, output, scale, step, zs,
+                     acts, deltas, grad_w, grad_b, skip_zeros, row_loss, row_hit, row_finite,
+                     bounds, col_start, csc_rows, csc_values, narrow_grad, touched,
+                     touched_list, n_touched, new_weights_finite)
             deltas_finite = yes
             for s in range(rows):
                 loss += row_loss[s]
@@ -192,11 +192,11 @@ def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, st
             last_tile = lo + rows == m
             sparse_gradient = sparse_first and deltas_finite
             run_step(step_threaded_fn, forward_fn, deltas_fn, gradient_fn, update_fn, yes,
-                     n_blocks, threaded, rows, start + lo, last_tile, n_layers, weights, biases, x, indptr,
-                     indices, values, xb, y, order, hidden, output, scale, step, zs, acts, deltas,
-                     grad_w, grad_b, sparse_gradient, row_loss, row_hit, row_finite, bounds,
-                     col_start, csc_rows, csc_values, narrow_grad, touched, touched_list,
-                     n_touched, new_weights_finite)
+                     n_blocks, threaded, rows, start + lo, last_tile, n_layers, weights, biases,
+                     x, indptr, indices, values, xb, y, order, hidden, output, scale, step, zs,
+                     acts, deltas, grad_w, grad_b, sparse_gradient, row_loss, row_hit,
+                     row_finite, bounds, col_start, csc_rows, csc_values, narrow_grad, touched,
+                     touched_list, n_touched, new_weights_finite)
             if last_tile:
                 for t in range(n_blocks):
                     skip_zeros = skip_zeros and new_weights_finite[t] == 1
@@ -269,10 +269,10 @@ def train_steps_types(dtype, slots) -> tuple:
     """The argument types `train_steps` is called with from Python (lr as a Python float)."""
     t = _types(dtype, slots)
     units = tuple(_function_type(*unit) for unit in unit_types(dtype, slots))
-    return units + (t.i8, t.b1, t.b1, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec, t.mat, t.mat,
-                    t.i8s, t.i8, types.float64, t.i8, t.i8, t.mats, t.mats, t.mats, t.mats,
-                    t.vecs, t.i8s, t.vec, t.i8s, t.u8s, t.i8s, t.i4s, t.vec, t.mat, t.u8s, t.i8s,
-                    t.i8s, t.u8s)
+    return units + (t.i8, t.b1, t.b1, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec, t.mat,
+                    t.mat, t.i8s, t.i8, types.float64, t.i8, t.i8, t.mats, t.mats, t.mats,
+                    t.mats, t.vecs, t.i8s, t.vec, t.i8s, t.u8s, t.i8s, t.i4s, t.vec, t.mat, t.u8s,
+                    t.i8s, t.i8s, t.u8s)
 
 
 _Types = namedtuple("_Types", "f mat vec mats vecs i8 b1 i8s i4s u8s")
