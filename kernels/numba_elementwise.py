@@ -9,9 +9,65 @@ Every kernel computes in the dtype it is given (constants are cast to it).
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from ._jit import jit
 from .common import RELU, SIGMOID
+
+
+# --- exp of float32, in vector instructions -----------------------------------
+#
+# LLVM turns np.exp into one call of the C library's expf per element: a
+# sigmoid layer's loop cannot vectorise around it (6% of a 784-128-64-10
+# sigmoid epoch at batch 256 was in expf). `exp_nonpositive_f32` computes the
+# same function in plain arithmetic, which the loop vectorises.
+
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    """The float32 whose IEEE 754 bits are the int32 ``bits`` (an LLVM bitcast)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen
+
+
+#: exp(x) on |r| <= ln(2)/2 is 1 + r + r^2 * P(r): P's coefficients, highest
+#: first (Cephes expf; within 2 ulp of exp over that range).
+_EXP_P = (np.float32(1.9875691500e-4), np.float32(1.3981999507e-3),
+          np.float32(8.3334519073e-3), np.float32(4.1665795894e-2),
+          np.float32(1.6666665459e-1), np.float32(5.0000001201e-1))
+
+
+#: The least float32 whose exp is a normal float32 (exp(x) >= 2^-126): ln(2^-126)
+#: rounded up to a float32.
+_EXP_MIN_NORMAL = np.float32(-87.33654)
+
+
+@jit(internal=True, reassociate=False)
+def exp_nonpositive_f32(x):
+    """exp(x) for a float32 x <= 0 (or NaN), to within 2 ulp; a vectorisable loop body.
+
+    x = k ln2 + r with k an integer and |r| <= ln2/2 (ln2 in two parts, so
+    k ln2 is exact), exp(r) by a polynomial, 2^k built from its exponent
+    bits. Below `_EXP_MIN_NORMAL` the result would be subnormal: it is 0
+    there (the true value is below 1.2e-38). NaN stays NaN. Without
+    ``reassoc``: the two parts of ln2 must not be added up before they are
+    used.
+    """
+    k = np.floor(x * np.float32(1.44269504088896341) + np.float32(0.5))
+    r = (x - k * np.float32(0.693359375)) - k * np.float32(-2.12194440e-4)
+    p = _EXP_P[0]
+    p = p * r + _EXP_P[1]
+    p = p * r + _EXP_P[2]
+    p = p * r + _EXP_P[3]
+    p = p * r + _EXP_P[4]
+    p = p * r + _EXP_P[5]
+    e = (p * r) * r + r + np.float32(1)
+    scale = _float32_from_bits((np.int32(k) + np.int32(127)) << np.int32(23))
+    zero = np.float32(0)
+    tiny = x < _EXP_MIN_NORMAL
+    return (x if x != x else zero) if tiny or x != x else e * scale
 
 
 # --- activations ------------------------------------------------------------
@@ -22,11 +78,17 @@ from .common import RELU, SIGMOID
 @jit(internal=True)
 def sigmoid_row(z, out):
     one = z.dtype.type(1)
-    for c in range(z.shape[0]):
-        v = z[c]
-        # exp(-|z|) never overflows; choose the algebraically equal form by sign.
-        e = np.exp(-abs(v))
-        out[c] = (one if v >= 0 else e) / (one + e)
+    # exp(-|z|) never overflows; choose the algebraically equal form by sign.
+    if z.itemsize == 4:  # float32: exp in vector instructions
+        for c in range(z.shape[0]):
+            v = z[c]
+            e = exp_nonpositive_f32(np.float32(-abs(v)))
+            out[c] = (one if v >= 0 else e) / (one + e)
+    else:
+        for c in range(z.shape[0]):
+            v = z[c]
+            e = np.exp(-abs(v))
+            out[c] = (one if v >= 0 else e) / (one + e)
 
 
 @jit

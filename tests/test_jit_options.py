@@ -26,8 +26,9 @@ def test_kernels_called_with_arrays_from_python_keep_reference_counting():
             dispatcher.py_func.__qualname__
 
 
-def test_only_the_narrow_helpers_sum_in_the_order_written():
-    in_order = {numba_affine.narrow_affine_row, numba_phases.narrow_first_layer_gradient}
+def test_only_the_narrow_helpers_and_exp_compute_in_the_order_written():
+    in_order = {numba_affine.narrow_affine_row, numba_phases.narrow_first_layer_gradient,
+                numba_elementwise.exp_nonpositive_f32}
     for dispatcher in _jit.DISPATCHERS:
         flags = set(dispatcher.targetoptions["fastmath"])
         expected = _jit.FASTMATH_IN_ORDER if dispatcher in in_order else _jit.FASTMATH

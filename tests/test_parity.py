@@ -658,3 +658,21 @@ def test_the_backends_are_twins():
         assert twin is not None, f"numpy_backend has no {name}"
         assert (inspect.signature(getattr(comp, name)).parameters
                 == inspect.signature(twin).parameters), name
+
+
+def test_float32_sigmoid_is_within_a_few_ulp_of_the_logistic_function():
+    """The float32 sigmoid computes exp in its own vector instructions (see
+    ``numba_elementwise.exp_nonpositive_f32``): close to the exact value over
+    the whole range, saturated ends and NaN included."""
+    z = np.concatenate([np.linspace(-120, 120, 2_000_001, dtype=np.float32),
+                        np.float32([0.0, -0.0, 1e-30, -1e-30, np.inf, -np.inf, np.nan])])
+    out = np.empty_like(z)
+    comp.sigmoid(z, out)
+    exact = 1 / (1 + np.exp(-z.astype(np.float64)))
+    tiny = np.finfo(np.float32).tiny  # below it the result is 0 (exp flushed)
+    normal = np.isfinite(z) & (exact >= tiny)
+    ulps = np.abs(out[normal] - exact[normal]) / np.spacing(exact[normal].astype(np.float32))
+    assert ulps.max() <= 3
+    assert np.abs(out[~normal & np.isfinite(z)]).max() < tiny
+    np.testing.assert_array_equal(out[-3:-1], [1, 0])
+    assert np.isnan(out[-1])
