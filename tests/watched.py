@@ -2,6 +2,7 @@
 signal a process at a moment it announces."""
 
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -13,8 +14,7 @@ class WatchedProcess:
     """``argv`` running in ``cwd``; `wait_for` a line of its stderr, then `finish`."""
 
     def __init__(self, argv, cwd, timeout=60.0):
-        self.proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+        self.proc = _start_as_a_terminal_would(argv, cwd)
         self.timeout = timeout
         self.lines = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -42,3 +42,23 @@ class WatchedProcess:
         code = self.proc.wait(timeout=60)
         self.reader.join(timeout=10)
         return code, out, "".join(self.lines)
+
+
+def _start_as_a_terminal_would(argv, cwd):
+    """``argv`` started with SIGINT's default action, as a terminal starts its foreground job.
+
+    A test run launched in the background (``cmd &`` in a script) ignores
+    SIGINT, every child would inherit that, and fastnn rightly keeps a
+    signal its parent ignores: the SIGINT tests would then test nothing but
+    the launch. An ignored signal is inherited across exec, a handler is
+    not, so the child starts with the default while this process has a
+    handler installed.
+    """
+    swap = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler) if swap else None
+    try:
+        return subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    finally:
+        if swap:
+            signal.signal(signal.SIGINT, previous)
