@@ -160,9 +160,22 @@ def test_a_signal_before_the_first_epoch_completes_saves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.fixture
+def sigint_as_in_a_terminal():
+    """SIGINT raises KeyboardInterrupt here, as in a terminal's foreground job.
+
+    A test run launched in the background ignores SIGINT, and fastnn keeps a
+    signal its parent ignores (see ``tests/watched.py``).
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
                          ids=["SIGINT", "SIGTERM"])
-def test_a_signal_while_loading_data_exits_with_its_code(monkeypatch, capsys, signum, code):
+def test_a_signal_while_loading_data_exits_with_its_code(monkeypatch, capsys, signum, code,
+                                                         sigint_as_in_a_terminal):
     import fastnn.mnist
 
     def load(*args, **options):
