@@ -151,14 +151,30 @@ def matmul_wt(d, w, out, lo, hi, blas):
     if blas:
         _gemm(_T, _N, k, rows, m, w, m, d[lo:], m, False, out[lo:], k)
         return
+    zero = out.dtype.type(0)
     for r in range(lo, hi):
         d_row = d[r]
         out_row = out[r]
-        for j in range(k):  # one dot product per contiguous row of w
-            s = out_row.dtype.type(0)
+        # One dot product per contiguous row of w, four rows per pass: each
+        # element of d_row is loaded once for four, and the four sums' vector
+        # loops and final horizontal sums overlap (a batch-1 step's 128x64
+        # product: 460-620 against 860-890 ns, in isolation).
+        j = 0
+        while j + 4 <= k:
+            s0, s1, s2, s3 = zero, zero, zero, zero
             for c in range(m):
-                s += w[j, c] * d_row[c]
-            out_row[j] = s
+                dc = d_row[c]
+                s0 += w[j, c] * dc
+                s1 += w[j + 1, c] * dc
+                s2 += w[j + 2, c] * dc
+                s3 += w[j + 3, c] * dc
+            out_row[j], out_row[j + 1], out_row[j + 2], out_row[j + 3] = s0, s1, s2, s3
+            j += 4
+        for jj in range(j, k):
+            s = zero
+            for c in range(m):
+                s += w[jj, c] * d_row[c]
+            out_row[jj] = s
 
 
 @jit(internal=True)
