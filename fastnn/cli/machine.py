@@ -93,8 +93,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     kern = kernels.get_backend("numba")
-    note(args, "compiling every Numba kernel for float32 and float64 (minutes when nothing "
-                "is cached) ...")
+    note(args, "compiling every Numba kernel for float32 and float64 (about a minute on 2 "
+                "cores when nothing is cached) ...")
     done = kern.compile_all()
     print(f"{done.compiled} kernel signatures compiled, {done.loaded} loaded from the cache, "
           f"in {done.seconds:.1f}s")
