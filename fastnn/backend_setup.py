@@ -17,13 +17,12 @@ from .config import ConfigError
 TYPICAL_PACE = 1.2
 
 
-def expected_compile_seconds(kern, dtype: str, batch_size: int, training: bool) -> float:
-    """Seconds the compile about to start should take here.
+def expected_compile_seconds(estimate: float, dtype: str) -> float:
+    """Seconds a compile the backend estimates at ``estimate`` should take here.
 
-    The backend's estimate for what is not cached, at this machine's pace:
-    the last compile noted here over its own estimate, else `TYPICAL_PACE`.
+    At this machine's pace: the last compile noted here over its own
+    estimate, else `TYPICAL_PACE`.
     """
-    estimate = kern.compile_estimate(dtype, batch_size, training=training)
     noted = info.last_compiles().get(dtype) or {}
     if noted.get("estimate", 0) > 0 and noted.get("seconds", 0) > 0:
         return estimate * noted["seconds"] / noted["estimate"]
@@ -53,7 +52,7 @@ def prepare_backend(backend: str, dtype: str, batch_size: int, *, threads: int |
     notice = None
     estimate = kern.compile_estimate(dtype, batch_size, training=training)
     if estimate > 0:  # only loading: no notice
-        expect = expected_compile_seconds(kern, dtype, batch_size, training)
+        expect = expected_compile_seconds(estimate, dtype)
         what = "kernels" if training else "forward pass"
         notice = threading.Timer(1.0, note, (f"compiling the Numba {what} for {dtype}: "
                                              f"about {max(1, round(expect))}s; once, then "

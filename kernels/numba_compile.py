@@ -99,8 +99,7 @@ def load_or_compile(dtype, parts) -> WarmupInfo:
     compiled_before, loaded_before = compile_stats()
     t0 = time.perf_counter()
     missing = [part for part in parts if (dtype.name, part) not in _loaded]
-    uncached = [part for part in missing if not is_cached(dtype, (part,))]
-    elsewhere = split_parts(uncached)[1] if _usable_cpus() > 1 else ()
+    elsewhere = _split_here(_uncached(dtype, missing))[1]
     helper = _compile_elsewhere(dtype, elsewhere) if elsewhere else None
     try:
         compile_parts(dtype, [part for part in missing if helper is None or part not in elsewhere])
@@ -110,7 +109,7 @@ def load_or_compile(dtype, parts) -> WarmupInfo:
         if helper is not None and helper.poll() is None:  # interrupted: stop it too
             helper.kill()
             helper.wait()
-    compile_parts(dtype, missing)  # loads what the helper compiled, or compiles what it did not
+    compile_parts(dtype, elsewhere)  # loads what the helper compiled, or compiles what it did not
     seconds = time.perf_counter() - t0
     compiled_after, loaded_after = compile_stats()
     return WarmupInfo(seconds, compiled_after - compiled_before, loaded_after - loaded_before)
@@ -124,12 +123,21 @@ def estimate_seconds(dtype, parts) -> float:
     takes proportionally longer or shorter.
     """
     name = np.dtype(dtype).name
-    uncached = [part for part in parts
-                if (name, part) not in _loaded and not is_cached(dtype, (part,))]
-    here, elsewhere = split_parts(uncached) if _usable_cpus() > 1 else (uncached, ())
+    here, elsewhere = _split_here(_uncached(dtype, [part for part in parts
+                                                    if (name, part) not in _loaded]))
     if not elsewhere:
         return _cost(here)
     return max(_cost(here), HELPER_START_SECONDS + _cost(elsewhere))
+
+
+def _uncached(dtype, parts) -> list:
+    """The ``parts`` the disk cache lacks for ``dtype``."""
+    return [part for part in parts if not is_cached(dtype, (part,))]
+
+
+def _split_here(parts) -> tuple:
+    """`split_parts` on a machine of two cores or more; on one, everything here."""
+    return split_parts(parts) if _usable_cpus() > 1 else (tuple(parts), ())
 
 
 def _cost(parts) -> float:

@@ -117,25 +117,17 @@ def test_the_estimate_is_the_longer_of_the_two_processes(monkeypatch):
     assert numba_compile.estimate_seconds(np.float32, parts) == pytest.approx(8.1)
 
 
-class _Backend:
-    """A backend whose compile would take 8 s on the machine the costs come from."""
-
-    @staticmethod
-    def compile_estimate(dtype, batch_size, *, training):
-        return 8.0
-
-
 def test_the_notice_expects_this_machines_pace(monkeypatch):
+    """An estimate of 8 s (the backend's, at the pace its costs were measured)."""
     from fastnn import backend_setup, info
 
     monkeypatch.setattr(info, "last_compiles", lambda: {})
-    assert backend_setup.expected_compile_seconds(_Backend, "float32", 64, True) == (
+    assert backend_setup.expected_compile_seconds(8.0, "float32") == (
         pytest.approx(8.0 * backend_setup.TYPICAL_PACE))
     noted = {"float32": {"seconds": 5.0, "estimate": 10.0, "numba": "0"}}  # twice as fast
     monkeypatch.setattr(info, "last_compiles", lambda: noted)
-    assert backend_setup.expected_compile_seconds(_Backend, "float32", 1, True) == (
-        pytest.approx(4.0))
+    assert backend_setup.expected_compile_seconds(8.0, "float32") == pytest.approx(4.0)
     older = {"float32": {"seconds": 11.0, "numba": "0"}}  # noted before estimates were
     monkeypatch.setattr(info, "last_compiles", lambda: older)
-    assert backend_setup.expected_compile_seconds(_Backend, "float32", 1, True) == (
+    assert backend_setup.expected_compile_seconds(8.0, "float32") == (
         pytest.approx(8.0 * backend_setup.TYPICAL_PACE))
