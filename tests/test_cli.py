@@ -117,6 +117,19 @@ def test_the_console_script_is_installed():
     assert result.returncode == 0 and result.stdout.startswith("fastnn ")
 
 
+def test_the_program_returns_the_commands_exit_code_and_leaves_its_objects_to_the_exit(capsys):
+    import gc
+
+    from fastnn.cli import run
+
+    try:
+        assert run(["presets"]) == 0
+        assert gc.get_freeze_count() > 0  # Python will not walk them again as it exits
+    finally:
+        gc.unfreeze()
+    assert "784" in capsys.readouterr().out
+
+
 def test_evaluate_gives_the_same_answer_on_either_backend(tmp_path, capsys):
     model = tmp_path / "model.npz"
     assert main(["train", *QUICK, "-q", "--save", str(model)]) == 0
