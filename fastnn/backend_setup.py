@@ -43,7 +43,7 @@ def prepare_backend(backend: str, dtype: str, batch_size: int, *, threads: int |
     if threads > available_threads():
         raise ConfigError(f"--threads {threads}: this process can use at most "
                           f"{available_threads()}")
-    # Numba's threads do the work in its compiled loop; a BLAS pool running beside
+    # The engine's threads do the work in its compiled loop; a BLAS pool running beside
     # them would fight for the same cores. NumPy's only parallel code is BLAS.
     configure_threads(threads, blas=threads if backend == "numpy" else 1)
     kern = kernels.get_backend(backend)

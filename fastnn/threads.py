@@ -1,6 +1,7 @@
-"""How many threads the kernels use: Numba's pool and the BLAS pool, set together.
+"""How many threads the kernels use: Numba's thread count and the BLAS pool, set together.
 
-Numba's threaded loops and a multi-threaded BLAS running at the same time
+The numba backend's training threads (as many as Numba's thread count, read
+with ``numba.get_num_threads``) and a multi-threaded BLAS running at the same time
 fight over the same cores (on a 2-core machine that oversubscription made an
 epoch 60x slower), and OpenBLAS threads keep spinning for a while after each
 call. So by default BLAS is pinned to one thread while Numba gets ``n``. The

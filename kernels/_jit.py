@@ -1,14 +1,13 @@
 """The one place that holds the Numba JIT options used by every compiled kernel.
 
-Every kernel in ``numba_backend.py`` is decorated with `jit` (or
-``jit(parallel=True)`` for the few outer drivers that run a ``prange``), so the
-options below are written once and no decorator repeats them.
+Every kernel of the numba backend is decorated with `jit`, so the options
+below are written once and no decorator repeats them. None is compiled with
+``parallel=True``: the engine runs its threads itself (``numba_sync.py``).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import warnings
 from pathlib import Path
 
@@ -17,17 +16,6 @@ from numba.core import caching, config
 from numba.core.compiler_lock import global_compiler_lock
 from numba.core.errors import NumbaExperimentalFeatureWarning
 from numba.core.types.function_type import CompileResultWAP
-
-# Numba's threaded loops run on OpenMP (libgomp) here. Between two threaded
-# loops an idle libgomp thread spins before it sleeps, by default for ~300,000
-# iterations. The training loop starts two threaded loops per batch, so a short
-# spin already catches the next one; a long spin, when other processes share
-# the cores, keeps a core busy while the thread we wait for cannot run (a
-# batch-64 epoch measured 0.8 s with 3,000 and 3-7 s with the default on this
-# 2-core machine under load; the same without load). libgomp reads this when
-# it is loaded, at the first threaded loop, after this import. A value set by
-# the user wins.
-os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 
 #: LLVM fast-math flags: all of ``fastmath=True`` except ``nnan`` and ``ninf``.
 #:
@@ -136,16 +124,8 @@ warnings.filterwarnings("ignore", message="First-class function type feature is 
 #: Every dispatcher made by `jit`, so `compile_stats` can report on all of them.
 DISPATCHERS = []
 
-# (module, qualname) -> parallel flag. With cache=True the on-disk cache is keyed
-# by function and signature, not by the ``parallel`` option: a parallel variant
-# compiled from the same function as a serial one would silently load the
-# cached serial code. So a function may be compiled one way only.
-_PARALLEL_OF = {}
-
-
-def jit(func=None, *, parallel=False, internal=False, first_class=False, reassociate=True,
-        refcounting=None):
-    """Compile ``func`` with `OPTIONS`; ``parallel=True`` only for a distinct driver.
+def jit(func=None, *, internal=False, first_class=False, reassociate=True, refcounting=None):
+    """Compile ``func`` with `OPTIONS`.
 
     ``internal=True`` is for a small helper that only compiled code calls:
     it gets no wrapper for calls from Python (such wrappers unbox every
@@ -180,15 +160,8 @@ def jit(func=None, *, parallel=False, internal=False, first_class=False, reassoc
     Usable bare (``@jit``) or with options (``@jit(internal=True)``).
     """
     if func is None:
-        return lambda f: jit(f, parallel=parallel, internal=internal, first_class=first_class,
+        return lambda f: jit(f, internal=internal, first_class=first_class,
                              reassociate=reassociate, refcounting=refcounting)
-    key = (func.__module__, func.__qualname__)
-    if _PARALLEL_OF.setdefault(key, parallel) != parallel:
-        raise ValueError(
-            f"{func.__qualname__} is already compiled with parallel={not parallel}; "
-            "write a separate function for the other variant (cache=True would "
-            "otherwise load one variant's code for the other)."
-        )
     wrappers = {}
     if internal or first_class:
         wrappers["no_cpython_wrapper"] = True
@@ -199,7 +172,7 @@ def jit(func=None, *, parallel=False, internal=False, first_class=False, reassoc
         refcounting = not (internal or first_class)
     if not refcounting:
         options["_nrt"] = False
-    dispatcher = numba.njit(parallel=parallel, **options, **wrappers)(func)
+    dispatcher = numba.njit(**options, **wrappers)(func)
     dispatcher.compile = _slp_vectorising(dispatcher.compile)
     DISPATCHERS.append(dispatcher)
     return dispatcher

@@ -9,6 +9,7 @@ meanings are the same. The work is done in small modules, one job each:
 ``numba_inputs``       `prepare_inputs`: each row's nonzero pixels, found once
 ``numba_phases``       the phases of a step, named after the reference's
 ``numba_engine``       the epoch loop over those phases, on one thread or several
+``numba_sync``         the barrier where the engine's threads meet between phases
 ``numba_compile``      compiling the engine's parts a run needs, on first use
 
 This module is the Python side: it checks what callers pass (compiled code
@@ -45,6 +46,7 @@ from .numba_engine import (LAYER_SLOTS, engine_unit, engine_units, forward_rows,
                            units_called)
 from .numba_inputs import check_prepared, prepare_inputs
 from .numba_phases import backward_block, gradient_block
+from .numba_sync import new_sync
 
 NAME = "numba"
 
@@ -118,27 +120,53 @@ _blas_control = None  # a threadpoolctl controller, made on first use
 
 
 @contextmanager
-def _threads_for(n_blocks):
-    """One-thread BLAS, and Numba's pool at one thread for a one-block run, for the block.
+def _single_threaded_blas():
+    """BLAS on one thread, for the duration.
 
-    Each block's products call BLAS from inside a Numba thread and must run
-    there, on one thread: a multi-threaded BLAS would oversubscribe the
-    cores, and would split its sums differently with its thread count, which
-    callers of `train_epoch` may have set to anything. With one block a
-    threaded region runs on the calling thread: a batch-1 epoch enters 60,000
-    of them and must not wake another thread for each.
+    Each of the engine's threads calls BLAS for the products of its own
+    block: a multi-threaded BLAS would oversubscribe the cores, and would
+    split its sums differently with its thread count, which callers of
+    `train_epoch` may have set to anything.
     """
     global _blas_control
     if _blas_control is None:
         _blas_control = ThreadpoolController()
-    previous = numba.get_num_threads()
     with _blas_control.limit(limits=1, user_api="blas"):
-        if n_blocks == 1:
-            numba.set_num_threads(1)
-        try:
-            yield
-        finally:
-            numba.set_num_threads(previous)
+        yield
+
+
+def _workers_for(n_blocks) -> int:
+    """Threads to run ``n_blocks`` blocks on: those in use, at most one per block.
+
+    The threads in use are Numba's setting (``numba.set_num_threads``, which
+    ``--threads`` sets); the engine runs its blocks on threads of its own.
+    """
+    return min(n_blocks, numba.get_num_threads())
+
+
+_worker_pools = {}  # n_workers -> the threads that run workers 1 .. n_workers - 1
+
+
+def _on_workers(run, n_workers):
+    """``run(worker)`` for workers 0 .. n_workers - 1 at once; returns worker 0's result.
+
+    Worker 0 runs on this thread, the others on threads kept for the next
+    call (starting a thread costs ~0.2 ms, and an epoch calls this once per
+    ~8,192 rows); ``run`` must release the GIL. The workers wait for each
+    other, so each needs a thread of its own: the pool has one per worker
+    it runs. All of them have returned when this does.
+    """
+    if n_workers == 1:
+        return run(0)
+    pool = _worker_pools.get(n_workers)
+    if pool is None:
+        pool = _worker_pools.setdefault(n_workers, ThreadPoolExecutor(
+            n_workers - 1, thread_name_prefix="fastnn-worker"))
+    others = [pool.submit(run, worker) for worker in range(1, n_workers)]
+    result = run(0)
+    for other in others:
+        other.result()
+    return result
 
 
 def _batches_in_storage_order(order, batch_size):
@@ -255,8 +283,8 @@ def forward(weights, biases, x, hidden, output, zs, activations):
                      biases, x, inputs.indptr, inputs.indices, inputs.values, order, int(hidden),
                      int(output), zs, activations, skip_zeros)
 
-    with _threads_for(n_blocks):
-        threads = min(n_blocks, numba.get_num_threads())
+    threads = _workers_for(n_blocks)
+    with _single_threaded_blas():
         if threads == 1:
             for t in range(n_blocks):
                 run_block(t)
@@ -286,7 +314,7 @@ def backward_deltas(weights, hidden, zs, activations, deltas):
         if zs[i].shape != want or activations[i].shape != want or deltas[i].shape != want:
             raise ValueError(f"layer {i} buffers must have shape {want}")
     weights, zs, activations, deltas = _pad(n_layers, weights, zs, activations, deltas)
-    with _threads_for(1):
+    with _single_threaded_blas():
         _backward(rows, n_layers, weights, int(hidden), zs, activations, deltas)
 
 
@@ -328,7 +356,7 @@ def parameter_gradients(x, activations, deltas, grad_w, grad_b):
             raise ValueError(f"layer {i} gradient buffers do not match the inputs and deltas")
     skip_zeros = _sparse_first(grad_w) and all(np.isfinite(d).all() for d in deltas[:1])
     activations, deltas, grad_w, grad_b = _pad(n_layers, activations, deltas, grad_w, grad_b)
-    with _threads_for(1):
+    with _single_threaded_blas():
         _gradients(n_layers, x, inputs.indptr, inputs.indices, inputs.values,
                    np.arange(n, dtype=np.int64), activations, deltas, grad_w, grad_b,
                    np.array([0, n_in], np.int64), *_column_scratch(n, n_in, 1, x.dtype),
@@ -385,14 +413,18 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
         np.zeros(n_in, np.int64),      # touched_list
         np.zeros(n_blocks, np.int64),  # n_touched, per block
         np.ones(n_blocks, np.uint8))   # new_weights_finite, per block
-    with _threads_for(n_blocks):
-        threaded = numba.get_num_threads() > 1
-        called = units_called(batch_size, order.shape[0], n_blocks, threaded)
-        loss_sum, n_correct, n_steps = train_steps(
-            *engine_units(x.dtype, len(weights), called), n_blocks, threaded,
-            _sparse_first(weights), n_layers, weights, biases, x, inputs.indptr, inputs.indices,
-            inputs.values, ws.x, y, order, batch_size, float(lr), int(hidden), int(output), zs,
-            acts, deltas, grad_w, grad_b, *scratch)
+    units = engine_units(x.dtype, len(weights), units_called(batch_size, order.shape[0]))
+    n_workers = _workers_for(n_blocks)
+    sync = new_sync()
+
+    def run(worker):  # train_steps releases the GIL
+        return train_steps(
+            *units, n_blocks, worker, n_workers, sync, _sparse_first(weights), n_layers, weights,
+            biases, x, inputs.indptr, inputs.indices, inputs.values, ws.x, y, order, batch_size,
+            float(lr), int(hidden), int(output), zs, acts, deltas, grad_w, grad_b, *scratch)
+
+    with _single_threaded_blas():
+        loss_sum, n_correct, n_steps = _on_workers(run, n_workers)
     return float(loss_sum), int(n_correct), int(n_steps)
 
 
@@ -401,14 +433,14 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
 def _parts_for(batch_size, training):
     """The compiled parts a run needs (see ``numba_compile.py``).
 
-    Training: the units `train_steps` calls at this batch size with the
-    threads now in use, for a run of many rows, and the stand-ins of the
+    Training: the units `train_steps` calls at this batch size, for a run
+    of many rows, and the stand-ins of the
     others; a run that needs another unit later (a last batch of one row,
     say) compiles it on first use. Otherwise the forward pass alone.
     """
     if not training:
         return numba_compile.FORWARD_PARTS
-    units = units_called(batch_size, None, _blocks_for(batch_size), numba.get_num_threads() > 1)
+    units = units_called(batch_size, None)
     return numba_compile.training_parts(units)
 
 

@@ -43,7 +43,7 @@ FORWARD_PARTS = ("forward_block", "forward_rows", "prepare_inputs")
 #: Seconds of CPU each part takes to compile from an empty cache (float32, AMD
 #: EPYC Zen 3, medians of a noisy shared machine; float64 costs about the
 #: same). Only their ratios matter: they split the parts between processes.
-COMPILE_SECONDS = {"forward_block": 4.0, "gradient_block": 3.5, "step_threaded": 2.3,
+COMPILE_SECONDS = {"forward_block": 4.0, "gradient_block": 3.5,
                    "deltas_block": 2.1, "train_steps": 2.0, "update_block": 0.6,
                    "gradient_update_row": 0.6, "forward_rows": 0.3, "prepare_inputs": 0.3}
 

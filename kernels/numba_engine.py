@@ -1,32 +1,31 @@
 """The compiled epoch loop: the phases of ``numba_phases.py`` run batch after batch.
 
-`train_steps` is the one driver, for one thread and for several. Per batch
-it runs phase 1, then phases 2 and 3, through `step_threaded`, a
-``prange`` over blocks (``parallel=True``), or with one block or one
-thread `step_block` directly, block after block, on the calling thread;
-`forward_rows` is phase 1's forward pass alone, for prediction, over a
-block of rows.
+`train_steps` is the one driver, for one thread and for several: a run
+calls it on each of its threads at once (``numba_backend.train_epoch``),
+and per batch each thread runs its share of phase 1's blocks, then of
+phases 2 and 3's, waiting for the others after each (`run_step`,
+``numba_sync.py``). `forward_rows` is phase 1's forward pass alone, for
+prediction, over a block of rows.
 
 The engine's units are compiled one by one: the phase functions
-`forward_block`, `deltas_block`, `gradient_block`, `update_block`,
-`gradient_update_row` and the region `step_threaded` are each compiled
-on their own, for the signature `unit_types` gives them, and handed to
-their callers as function values (`engine_units`), never linked into
-them. Numba would otherwise copy a callee's code into every compiled
-caller, where LLVM optimises and generates it again: through the four
-levels from a phase to the driver, that was most of a cold start (35 s
-for float32 on 2 cores). Each unit now costs its own compile only, a run
-compiles just the units it calls (`units_called`; prediction:
-`forward_block` and `forward_rows`) and passes cheap stand-ins for the
-others, and two processes can compile different units at once
-(``numba_compile.py``).
+`forward_block`, `deltas_block`, `gradient_block`, `update_block` and
+`gradient_update_row` are each compiled on their own, for the signature
+`unit_types` gives them, and handed to their callers as function values
+(`engine_units`), never linked into them. Numba would otherwise copy a
+callee's code into every compiled caller, where LLVM optimises and
+generates it again: through the four levels from a phase to the driver,
+that was most of a cold start (35 s for float32 on 2 cores). Each unit now
+costs its own compile only, a run compiles just the units it calls
+(`units_called`; prediction: `forward_block` and `forward_rows`) and
+passes cheap stand-ins for the others, and two processes can compile
+different units at once (``numba_compile.py``).
 Inside a unit the small helpers of ``numba_affine.py`` and
 ``numba_elementwise.py`` are linked in and inlined as usual.
 A call through a function value costs nanoseconds, paid a few
 times per batch.
 
 A batch of one row takes a fused path (`gradient_update_row`): phases 2 and
-3 in one pass, no gradient buffers, no threads.
+3 in one pass, no gradient buffers, on the first thread.
 """
 
 from __future__ import annotations
@@ -36,9 +35,10 @@ from collections import namedtuple
 
 import numba
 import numpy as np
-from numba import prange, types
+from numba import types
 
 from ._jit import first_class_function, jit
+from .numba_sync import wait_for_all
 from .numba_phases import (deltas_block, forward_block, gradient_block, gradient_update_row,
                            update_block, weights_finite)
 
@@ -83,66 +83,41 @@ def step_block(t, forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks
                   zs, acts, deltas, row_loss, row_hit, row_finite)
 
 
-@jit(parallel=True, first_class=True)
-def step_threaded(forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows, start,
-                  update, n_layers, weights, biases, x, indptr, indices, values, xb, y, order,
-                  hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b, skip_zeros,
-                  row_loss, row_hit, row_finite, bounds, col_start, csc_rows, csc_values,
-                  narrow_grad, touched, touched_list, n_touched, new_weights_finite):
-    """The ``n_blocks`` blocks of a step's region (`step_block`) over Numba's threads.
-
-    One region serves phase 1 and phases 2 and 3: each ``parallel=True``
-    function costs seconds to compile.
-    """
-    for t in prange(n_blocks):
-        step_block(np.int64(t),  # prange counts in uint64
-                   forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows, start,
-                   update, n_layers, weights, biases, x, indptr, indices, values, xb, y, order,
-                   hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b, skip_zeros,
-                   row_loss, row_hit, row_finite, bounds, col_start, csc_rows, csc_values,
-                   narrow_grad, touched, touched_list, n_touched, new_weights_finite)
-
-
 @jit(internal=True)
-def run_step(step_threaded_fn, forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks,
-             threaded, rows, start, update, n_layers, weights, biases, x, indptr, indices, values,
+def run_step(forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, worker, n_workers,
+             sync, rows, start, update, n_layers, weights, biases, x, indptr, indices, values,
              xb, y, order, hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b,
              skip_zeros, row_loss, row_hit, row_finite, bounds, col_start, csc_rows, csc_values,
              narrow_grad, touched, touched_list, n_touched, new_weights_finite):
-    """A step's region: `step_threaded`, or with one thread its blocks in turn on this one.
+    """This worker's share of a step's blocks (`step_block`), then the wait for the others.
 
-    Entering a ``parallel=True`` region costs microseconds even when it runs
-    on the calling thread alone; at batch 1 that is 60,000 times an epoch
-    (measured: a batch-1 epoch of 784-128-64-10 15-25% faster without). The
-    blocks are the same either way, and so are the results.
+    Worker w of n runs blocks w, w + n, w + 2n ...: the blocks, and with
+    them every result, are the same whatever the number of workers. After
+    `wait_for_all` every worker sees what all of them wrote.
     """
-    if n_blocks == 1 or not threaded:
-        for t in range(n_blocks):
-            step_block(t, forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows,
-                       start, update, n_layers, weights, biases, x, indptr, indices, values, xb,
-                       y, order, hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b,
-                       skip_zeros, row_loss, row_hit, row_finite, bounds, col_start, csc_rows,
-                       csc_values, narrow_grad, touched, touched_list, n_touched,
-                       new_weights_finite)
-    else:
-        step_threaded_fn(forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows,
-                         start, update, n_layers, weights, biases, x, indptr, indices, values, xb,
-                         y, order, hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b,
-                         skip_zeros, row_loss, row_hit, row_finite, bounds, col_start, csc_rows,
-                         csc_values, narrow_grad, touched, touched_list, n_touched,
-                         new_weights_finite)
+    for t in range(worker, n_blocks, n_workers):
+        step_block(t, forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows,
+                   start, update, n_layers, weights, biases, x, indptr, indices, values, xb, y,
+                   order, hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b,
+                   skip_zeros, row_loss, row_hit, row_finite, bounds, col_start, csc_rows,
+                   csc_values, narrow_grad, touched, touched_list, n_touched,
+                   new_weights_finite)
+    wait_for_all(sync, n_workers)
 
 
 @jit(refcounting=False)
-def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, step_threaded_fn,
-                n_blocks, threaded, sparse_first, n_layers, weights, biases, x, indptr, indices,
+def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, n_blocks, worker,
+                n_workers, sync, sparse_first, n_layers, weights, biases, x, indptr, indices,
                 values, xb, y, order, batch_size, lr, hidden, output, zs, acts, deltas, grad_w,
                 grad_b, bounds, row_loss, row_hit, row_finite, col_start, csc_rows, csc_values,
                 narrow_grad, touched, touched_list, n_touched, new_weights_finite):
     """Gradient-descent steps over the rows ``order`` in batches; see ``train_epoch``.
 
-    The ``*_fn`` arguments are the `engine_units` of the arrays' dtype;
-    ``threaded`` is whether more than one of Numba's threads is in use.
+    The ``*_fn`` arguments are the `engine_units` of the arrays' dtype.
+    Every one of the ``n_workers`` threads of a run calls this at once, with
+    the same arguments but its own ``worker`` number (0, 1, ...) and the
+    same ``sync`` array (`numba_sync.new_sync`); it takes its share of each
+    step's blocks and returns the same result as the others.
     Each batch is walked in tiles of ``len(row_loss)`` rows, so that even a
     full-batch step works in cache-sized pieces: phase 1 on the tile, then
     (unless the batch's loss so far is not finite) phase 2, and after the
@@ -153,9 +128,11 @@ def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, st
     dtype = row_loss.dtype.type
     step = dtype(lr)
     tile = row_loss.shape[0]
-    for i in range(n_layers):
-        grad_w[i][:] = 0
-        grad_b[i][:] = 0
+    if worker == 0:
+        for i in range(n_layers):
+            grad_w[i][:] = 0
+            grad_b[i][:] = 0
+    wait_for_all(sync, n_workers)
     skip_zeros = sparse_first and weights_finite(n_layers, weights)
     loss_sum = 0.0
     n_correct = 0
@@ -169,8 +146,8 @@ def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, st
         hits = 0
         for lo in range(0, m, tile):
             rows = min(m, lo + tile) - lo
-            run_step(step_threaded_fn, forward_fn, deltas_fn, gradient_fn, update_fn, no,
-                     row_blocks, threaded, rows, start + lo, no, n_layers, weights, biases, x,
+            run_step(forward_fn, deltas_fn, gradient_fn, update_fn, no, row_blocks, worker,
+                     n_workers, sync, rows, start + lo, no, n_layers, weights, biases, x,
                      indptr, indices, values, xb, y, order, hidden, output, scale, step, zs,
                      acts, deltas, grad_w, grad_b, skip_zeros, row_loss, row_hit, row_finite,
                      bounds, col_start, csc_rows, csc_values, narrow_grad, touched,
@@ -182,17 +159,20 @@ def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, st
                 deltas_finite = deltas_finite and row_finite[s] == 1
             if not np.isfinite(loss):  # row losses are >= 0: the batch's is not finite
                 break
-            if m == 1:
-                row = order[start]
-                now_finite = row_update_fn(
-                    n_layers, weights, biases, acts, deltas, step, x[row], indices, values,
-                    indptr[row], indptr[row + 1], sparse_first and deltas_finite)
-                skip_zeros = skip_zeros and now_finite
+            if m == 1:  # the first worker alone, the others wait
+                if worker == 0:
+                    row = order[start]
+                    now_finite = row_update_fn(
+                        n_layers, weights, biases, acts, deltas, step, x[row], indices, values,
+                        indptr[row], indptr[row + 1], sparse_first and deltas_finite)
+                    new_weights_finite[0] = 1 if now_finite else 0
+                wait_for_all(sync, n_workers)
+                skip_zeros = skip_zeros and new_weights_finite[0] == 1
                 continue
             last_tile = lo + rows == m
             sparse_gradient = sparse_first and deltas_finite
-            run_step(step_threaded_fn, forward_fn, deltas_fn, gradient_fn, update_fn, yes,
-                     n_blocks, threaded, rows, start + lo, last_tile, n_layers, weights, biases,
+            run_step(forward_fn, deltas_fn, gradient_fn, update_fn, yes, n_blocks, worker,
+                     n_workers, sync, rows, start + lo, last_tile, n_layers, weights, biases,
                      x, indptr, indices, values, xb, y, order, hidden, output, scale, step, zs,
                      acts, deltas, grad_w, grad_b, sparse_gradient, row_loss, row_hit,
                      row_finite, bounds, col_start, csc_rows, csc_values, narrow_grad, touched,
@@ -220,11 +200,11 @@ LAYER_SLOTS = 3
 
 #: The engine's units, as `engine_units` returns them.
 Units = namedtuple("Units", "forward_block deltas_block gradient_block update_block "
-                            "gradient_update_row step_threaded")
+                            "gradient_update_row")
 
 #: The compiled function behind each unit.
 UNIT_FUNCTIONS = Units(forward_block, deltas_block, gradient_block, update_block,
-                     gradient_update_row, step_threaded)
+                     gradient_update_row)
 
 
 def unit_types(dtype, slots) -> Units:
@@ -248,13 +228,7 @@ def unit_types(dtype, slots) -> Units:
     phases = {"forward_block": (forward, types.none), "deltas_block": (deltas, types.none),
               "gradient_block": (gradient, types.none), "update_block": (update, types.none),
               "gradient_update_row": (row_update, types.boolean)}
-    fn = {name: _function_type(*unit) for name, unit in phases.items()}
-    step = (fn["forward_block"], fn["deltas_block"], fn["gradient_block"], fn["update_block"],
-            t.b1, t.i8, t.i8, t.i8, t.b1, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec,
-            t.mat, t.mat, t.i8s, t.i8, t.i8, t.f, t.f, t.mats, t.mats, t.mats, t.mats, t.vecs,
-            t.b1, t.vec, t.i8s, t.u8s, t.i8s, t.i8s, t.i4s, t.vec, t.mat, t.u8s, t.i8s, t.i8s,
-            t.u8s)
-    return Units(**phases, step_threaded=(step, types.none))
+    return Units(**phases)
 
 
 def forward_rows_types(dtype, slots) -> tuple:
@@ -269,10 +243,10 @@ def train_steps_types(dtype, slots) -> tuple:
     """The argument types `train_steps` is called with from Python (lr as a Python float)."""
     t = _types(dtype, slots)
     units = tuple(_function_type(*unit) for unit in unit_types(dtype, slots))
-    return units + (t.i8, t.b1, t.b1, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec, t.mat,
-                    t.mat, t.i8s, t.i8, types.float64, t.i8, t.i8, t.mats, t.mats, t.mats,
-                    t.mats, t.vecs, t.i8s, t.vec, t.i8s, t.u8s, t.i8s, t.i4s, t.vec, t.mat, t.u8s,
-                    t.i8s, t.i8s, t.u8s)
+    return units + (t.i8, t.i8, t.i8, t.i8s, t.b1, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s,
+                    t.vec, t.mat, t.mat, t.i8s, t.i8, types.float64, t.i8, t.i8, t.mats, t.mats,
+                    t.mats, t.mats, t.vecs, t.i8s, t.vec, t.i8s, t.u8s, t.i8s, t.i4s, t.vec,
+                    t.mat, t.u8s, t.i8s, t.i8s, t.u8s)
 
 
 _Types = namedtuple("_Types", "f mat vec mats vecs i8 b1 i8s i4s u8s")
@@ -292,13 +266,12 @@ def _function_type(argument_types, return_type):
 
 # --- what a call runs, and stand-ins for the units it does not -----------------------------
 
-def units_called(batch_size, n_rows, n_blocks, threaded) -> frozenset:
+def units_called(batch_size, n_rows) -> frozenset:
     """The names of the units `train_steps` calls for these arguments.
 
     ``n_rows`` is the length of the order; None means a run of many rows
     (more than one batch, none of the batches a single row unless
-    ``batch_size`` is 1). ``n_blocks`` and ``threaded`` as `train_steps`
-    takes them.
+    ``batch_size`` is 1).
     """
     if n_rows is None:
         single, several = batch_size == 1, batch_size > 1
@@ -308,8 +281,6 @@ def units_called(batch_size, n_rows, n_blocks, threaded) -> frozenset:
     called = {"forward_block", "deltas_block"}
     if several:
         called |= {"gradient_block", "update_block"}
-        if n_blocks > 1 and threaded:
-            called.add("step_threaded")
     if single:
         called.add("gradient_update_row")
     return frozenset(called)
@@ -317,7 +288,7 @@ def units_called(batch_size, n_rows, n_blocks, threaded) -> frozenset:
 
 # The stand-ins: a run passes these where `units_called` leaves a unit out, so
 # it does not wait for that unit to compile (a batch-1 run never calls the
-# batch phases and the threaded region: 6-7 s of compiling). Each takes its
+# batch phases: 4-5 s of compiling). Each takes its
 # unit's exact signature and does nothing: `units_called` follows
 # `train_steps`'s own branches, and the parity tests train with the stand-ins
 # a run passes, batch size by batch size, so a stand-in that was called would
@@ -343,20 +314,9 @@ def gradient_update_row_unused(n_layers, weights, biases, acts, deltas, lr, x_ro
     return False
 
 
-@jit(first_class=True)
-def step_threaded_unused(forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows,
-                         start, update, n_layers, weights, biases, x, indptr, indices, values,
-                         xb, y, order, hidden, output, scale, lr, zs, acts, deltas, grad_w,
-                         grad_b, skip_zeros, row_loss, row_hit, row_finite, bounds, col_start,
-                         csc_rows, csc_values, narrow_grad, touched, touched_list, n_touched,
-                         new_weights_finite):
-    """Stands in for `step_threaded` with one thread, or one block per step."""
-
-
 #: The stand-in of each unit a run may not call.
 STAND_INS = {"gradient_block": gradient_block_unused, "update_block": update_block_unused,
-             "gradient_update_row": gradient_update_row_unused,
-             "step_threaded": step_threaded_unused}
+             "gradient_update_row": gradient_update_row_unused}
 
 
 @functools.lru_cache(maxsize=None)

@@ -8,9 +8,10 @@ On full MNIST (60,000 rows, float32), after `prepare_inputs`:
 
 1. ``train_epoch`` as users call it (min and median of ``--repeat`` epochs).
 2. The same steps driven from Python one phase at a time, through the
-   engine's own threaded regions (``kernels/numba_engine.py``): phase 1
-   forward only (``train=False``), phase 1 whole (forward, loss, deltas),
-   and phases 2+3 (gradients, update). Each region is timed with
+   engine's own `step_block` (``kernels/numba_engine.py``), its blocks
+   split over threads by a ``prange`` here: phase 1 forward only
+   (``train=False``), phase 1 whole (forward, loss, deltas), and phases 2+3
+   (gradients, update). Each region is timed with
    ``perf_counter``; the cost of a call from Python is measured on an empty
    tile and subtracted. Shares are of the sum of the phases.
 
@@ -32,13 +33,13 @@ from fastnn.data import scale_pixels
 from fastnn.threads import limit_threads
 from kernels import numba_backend as nb
 from kernels.common import RELU, SIGMOID, SOFTMAX, allocate_workspace
-from kernels.numba_engine import engine_units
+from kernels.numba_engine import engine_units, step_block
 
 
 @numba.njit(parallel=True, nogil=True)
 def _forward(forward_fn, n_blocks, rows, start, n_layers, weights, biases, x, indptr, indices,
              values, xb, order, hidden, output, zs, acts, skip_zeros):
-    """Phase 1's forward pass alone, split over threads as `step_threaded` splits it."""
+    """Phase 1's forward pass alone, split over threads as `_step` splits it."""
     for t in numba.prange(n_blocks):
         t = np.int64(t)
         forward_fn(rows * t // n_blocks, rows * (t + 1) // n_blocks, rows, start, n_layers,
@@ -46,10 +47,20 @@ def _forward(forward_fn, n_blocks, rows, start, n_layers, weights, biases, x, in
                    acts, skip_zeros)
 
 
-@numba.njit(nogil=True)
-def _call(unit, *arguments):
-    """The engine's units are only callable from compiled code (they have no Python wrapper)."""
-    unit(*arguments)
+@numba.njit(parallel=True, nogil=True)
+def _step(forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows, start, update,
+          n_layers, weights, biases, x, indptr, indices, values, xb, y, order, hidden, output,
+          scale, lr, zs, acts, deltas, grad_w, grad_b, skip_zeros, row_loss, row_hit,
+          row_finite, bounds, col_start, csc_rows, csc_values, narrow_grad, touched,
+          touched_list, n_touched, new_weights_finite):
+    """A step's blocks (`step_block`: phase 1, or with ``learn`` phases 2 and 3) over threads."""
+    for t in numba.prange(n_blocks):
+        step_block(np.int64(t), forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks,
+                   rows, start, update, n_layers, weights, biases, x, indptr, indices, values,
+                   xb, y, order, hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b,
+                   skip_zeros, row_loss, row_hit, row_finite, bounds, col_start, csc_rows,
+                   csc_values, narrow_grad, touched, touched_list, n_touched,
+                   new_weights_finite)
 
 
 def parse_args():
@@ -119,12 +130,11 @@ def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden
 
     def step(learn, start, count, update):
         """One threaded region: phase 1, or with ``learn`` phases 2 and 3."""
-        _call(units.step_threaded, units.forward_block, units.deltas_block,
-              units.gradient_block, units.update_block, learn, n_blocks, count, start, update,
-              n_layers, w, b, x, indptr, indices, values, ws.x, y, order, hidden, SOFTMAX,
-              scale, lr, zs, acts, deltas, grad_w, grad_b, sparse, row_loss, row_hit,
-              row_finite, bounds, col_start, csc_rows, csc_values, narrow_grad, touched,
-              touched_list, n_touched, finite)
+        _step(units.forward_block, units.deltas_block, units.gradient_block, units.update_block,
+              learn, n_blocks, count, start, update, n_layers, w, b, x, indptr, indices, values,
+              ws.x, y, order, hidden, SOFTMAX, scale, lr, zs, acts, deltas, grad_w, grad_b,
+              sparse, row_loss, row_hit, row_finite, bounds, col_start, csc_rows, csc_values,
+              narrow_grad, touched, touched_list, n_touched, finite)
 
     def rows(train, start, count):
         if not train:

@@ -26,24 +26,22 @@ def compiled():
     return comp.compile_all()
 
 
-@pytest.mark.parametrize("batch_size, n_rows, n_blocks, threaded, called", [
-    (64, None, 2, True, PHASE_1 | BATCH_PHASES | {"step_threaded"}),
-    (64, None, 2, False, PHASE_1 | BATCH_PHASES),         # one thread takes the blocks in turn
-    (32, None, 1, True, PHASE_1 | BATCH_PHASES),          # one block per step: no region
-    (1, None, 1, True, PHASE_1 | {"gradient_update_row"}),
-    (64, 129, 2, True, PHASE_1 | BATCH_PHASES | {"step_threaded", "gradient_update_row"}),
-    (64, 128, 2, True, PHASE_1 | BATCH_PHASES | {"step_threaded"}),
-    (5, 1, 1, True, PHASE_1 | {"gradient_update_row"}),   # the only batch is one row
-    (200, 200, 2, True, PHASE_1 | BATCH_PHASES | {"step_threaded"}),
+@pytest.mark.parametrize("batch_size, n_rows, called", [
+    (64, None, PHASE_1 | BATCH_PHASES),
+    (1, None, PHASE_1 | {"gradient_update_row"}),
+    (64, 129, PHASE_1 | BATCH_PHASES | {"gradient_update_row"}),  # the last batch is one row
+    (64, 128, PHASE_1 | BATCH_PHASES),
+    (5, 1, PHASE_1 | {"gradient_update_row"}),   # the only batch is one row
+    (200, 200, PHASE_1 | BATCH_PHASES),
 ])
-def test_the_units_an_epoch_calls(batch_size, n_rows, n_blocks, threaded, called):
-    assert units_called(batch_size, n_rows, n_blocks, threaded) == called
+def test_the_units_an_epoch_calls(batch_size, n_rows, called):
+    assert units_called(batch_size, n_rows) == called
 
 
-def test_a_run_of_batch_1_compiles_neither_the_batch_phases_nor_the_threaded_region():
+def test_a_run_of_batch_1_does_not_compile_the_batch_phases():
     parts = set(comp._parts_for(1, training=True))
-    assert {"gradient_block_unused", "update_block_unused", "step_threaded_unused"} <= parts
-    assert not {"gradient_block", "update_block", "step_threaded"} & parts
+    assert {"gradient_block_unused", "update_block_unused"} <= parts
+    assert not {"gradient_block", "update_block"} & parts
     assert {"forward_block", "deltas_block", "gradient_update_row", "train_steps",
             "forward_rows", "prepare_inputs"} <= parts
 
@@ -75,7 +73,7 @@ def test_training_after_compile_all_compiles_nothing(batch_size, threads):
 
 
 def test_parts_are_split_so_that_two_processes_finish_together():
-    parts = numba_compile.training_parts(units_called(64, None, 2, True))
+    parts = numba_compile.training_parts(units_called(64, None))
     here, elsewhere = numba_compile.split_parts(parts)
     assert sorted(here + elsewhere) == sorted(parts)
     cost = numba_compile.COMPILE_SECONDS.get
@@ -86,7 +84,7 @@ def test_parts_are_split_so_that_two_processes_finish_together():
 
 
 def test_a_few_small_parts_are_not_worth_a_second_process():
-    parts = ("gradient_update_row", "step_threaded_unused")
+    parts = ("gradient_update_row", "update_block_unused")
     assert numba_compile.split_parts(parts) == (parts, ())
 
 

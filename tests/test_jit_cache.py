@@ -54,15 +54,15 @@ def test_a_warmed_up_dtype_is_cached_for_this_cpu():
 def test_a_half_compiled_training_loop_is_not_cached(tmp_path):
     """A first run stopped halfway leaves some parts cached: then warmup still compiles.
 
-    In a fresh process and cache, the epoch loop and its threaded region are
-    compiled, and none of the phase units they call.
+    In a fresh process and cache, the epoch loop and the prediction driver
+    are compiled, and none of the phase units they call.
     """
     import subprocess
     import sys
     from pathlib import Path
 
     code = ("import numpy as np; from kernels import numba_backend as nb, numba_compile; "
-            "numba_compile.compile_parts(np.float32, ['train_steps', 'step_threaded']); "
+            "numba_compile.compile_parts(np.float32, ['train_steps', 'forward_rows']); "
             "print(nb.is_cached(np.float32), nb.is_cached(np.float32, training=False))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=Path(kernels.__file__).resolve().parent.parent,
