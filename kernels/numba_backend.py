@@ -275,13 +275,14 @@ def forward(weights, biases, x, hidden, output, zs, activations):
     skip_zeros = _sparse_first(weights) and all(np.isfinite(w).all() for w in weights)
     weights, biases, zs, activations = _pad(n_layers, weights, biases, zs, activations)
     n_blocks = _blocks_for(n)
-    unit = engine_unit("forward_block", x.dtype.name, len(weights))
+    first_layer = engine_unit("first_layer_block", x.dtype.name, len(weights))
+    rest = engine_unit("forward_block", x.dtype.name, len(weights))
     order = np.arange(n, dtype=np.int64)
 
     def run_block(t):
-        forward_rows(unit, n * t // n_blocks, n * (t + 1) // n_blocks, n, n_layers, weights,
-                     biases, x, inputs.indptr, inputs.indices, inputs.values, order, int(hidden),
-                     int(output), zs, activations, skip_zeros)
+        forward_rows(first_layer, rest, n * t // n_blocks, n * (t + 1) // n_blocks, n, n_layers,
+                     weights, biases, x, inputs.indptr, inputs.indices, inputs.values, order,
+                     int(hidden), int(output), zs, activations, skip_zeros)
 
     threads = _workers_for(n_blocks)
     with _single_threaded_blas():

@@ -38,12 +38,12 @@ ALL_PARTS = (*Units._fields, *(f"{name}_unused" for name in STAND_INS),
              "train_steps", "forward_rows", "prepare_inputs")
 
 #: What evaluating and predicting need: the forward pass alone.
-FORWARD_PARTS = ("forward_block", "forward_rows", "prepare_inputs")
+FORWARD_PARTS = ("first_layer_block", "forward_block", "forward_rows", "prepare_inputs")
 
 #: Seconds of CPU each part takes to compile from an empty cache (float32, AMD
 #: EPYC Zen 3, medians of a noisy shared machine; float64 costs about the
 #: same). Only their ratios matter: they split the parts between processes.
-COMPILE_SECONDS = {"forward_block": 4.0, "gradient_block": 3.5,
+COMPILE_SECONDS = {"first_layer_block": 2.1, "forward_block": 2.0, "gradient_block": 3.5,
                    "deltas_block": 2.1, "train_steps": 2.0, "update_block": 0.6,
                    "gradient_update_row": 0.6, "forward_rows": 0.3, "prepare_inputs": 0.3}
 

@@ -8,15 +8,15 @@ phases 2 and 3's, waiting for the others after each (`run_step`,
 prediction, over a block of rows.
 
 The engine's units are compiled one by one: the phase functions
-`forward_block`, `deltas_block`, `gradient_block`, `update_block` and
-`gradient_update_row` are each compiled on their own, for the signature
+`first_layer_block`, `forward_block`, `deltas_block`, `gradient_block`,
+`update_block` and `gradient_update_row` are each compiled on their own, for the signature
 `unit_types` gives them, and handed to their callers as function values
 (`engine_units`), never linked into them. Numba would otherwise copy a
 callee's code into every compiled caller, where LLVM optimises and
 generates it again: through the four levels from a phase to the driver,
 that was most of a cold start (35 s for float32 on 2 cores). Each unit now
 costs its own compile only, a run compiles just the units it calls
-(`units_called`; prediction: `forward_block` and `forward_rows`) and
+(`units_called`; prediction: the forward pass and `forward_rows`) and
 passes cheap stand-ins for the others, and two processes can compile
 different units at once (``numba_compile.py``).
 Inside a unit the small helpers of ``numba_affine.py`` and
@@ -39,13 +39,13 @@ from numba import types
 
 from ._jit import first_class_function, jit
 from .numba_sync import wait_for_all
-from .numba_phases import (deltas_block, forward_block, gradient_block, gradient_update_row,
-                           update_block, weights_finite)
+from .numba_phases import (deltas_block, first_layer_block, forward_block, gradient_block,
+                           gradient_update_row, update_block, weights_finite)
 
 
 @jit(refcounting=False)
-def forward_rows(forward_fn, lo, hi, rows, n_layers, weights, biases, x, indptr, indices,
-                 values, order, hidden, output, zs, acts, skip_zeros):
+def forward_rows(first_layer_fn, forward_fn, lo, hi, rows, n_layers, weights, biases, x, indptr,
+                 indices, values, order, hidden, output, zs, acts, skip_zeros):
     """The forward pass of rows lo..hi of ``rows`` rows of x (in order), for prediction.
 
     The caller splits the rows into blocks and runs them on its own threads
@@ -53,17 +53,17 @@ def forward_rows(forward_fn, lo, hi, rows, n_layers, weights, biases, x, indptr,
     at most, where a ``prange`` region would cost more seconds of compiling
     than its threads ever save.
     """
-    start = np.int64(0)
-    forward_fn(lo, hi, rows, start, n_layers, weights, biases, x, indptr, indices, values, x,
-               order, hidden, output, zs, acts, skip_zeros)
+    first_layer_fn(lo, hi, rows, np.int64(0), weights[0], biases[0], x, indptr, indices, values,
+                   x, order, zs[0], skip_zeros)
+    forward_fn(lo, hi, rows, n_layers, weights, biases, hidden, output, zs, acts)
 
 
 @jit(internal=True)
-def step_block(t, forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows, start,
-               update, n_layers, weights, biases, x, indptr, indices, values, xb, y, order,
-               hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b, skip_zeros,
-               row_loss, row_hit, row_finite, bounds, col_start, csc_rows, csc_values,
-               narrow_grad, touched, touched_list, n_touched, new_weights_finite):
+def step_block(t, first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks,
+               rows, start, update, n_layers, weights, biases, x, indptr, indices, values, xb,
+               y, order, hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b,
+               skip_zeros, row_loss, row_hit, row_finite, bounds, col_start, csc_rows,
+               csc_values, narrow_grad, touched, touched_list, n_touched, new_weights_finite):
     """Block t of a step's region: phase 1 on its share of the tile's ``rows``
     rows, or with ``learn`` phases 2 and 3 on its share of the weights (see
     ``numba_phases.py``); ``update`` after the batch's last tile only.
@@ -77,18 +77,19 @@ def step_block(t, forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks
                       touched, touched_list, n_touched, new_weights_finite, narrow_grad)
     else:
         lo, hi = rows * t // n_blocks, rows * (t + 1) // n_blocks
-        forward_fn(lo, hi, rows, start, n_layers, weights, biases, x, indptr, indices,
-                   values, xb, order, hidden, output, zs, acts, skip_zeros)
+        first_layer_fn(lo, hi, rows, start, weights[0], biases[0], x, indptr, indices, values,
+                       xb, order, zs[0], skip_zeros)
+        forward_fn(lo, hi, rows, n_layers, weights, biases, hidden, output, zs, acts)
         deltas_fn(lo, hi, rows, start, n_layers, weights, y, order, hidden, output, scale,
                   zs, acts, deltas, row_loss, row_hit, row_finite)
 
 
 @jit(internal=True)
-def run_step(forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, worker, n_workers,
-             sync, rows, start, update, n_layers, weights, biases, x, indptr, indices, values,
-             xb, y, order, hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b,
-             skip_zeros, row_loss, row_hit, row_finite, bounds, col_start, csc_rows, csc_values,
-             narrow_grad, touched, touched_list, n_touched, new_weights_finite):
+def run_step(first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks,
+             worker, n_workers, sync, rows, start, update, n_layers, weights, biases, x, indptr,
+             indices, values, xb, y, order, hidden, output, scale, lr, zs, acts, deltas, grad_w,
+             grad_b, skip_zeros, row_loss, row_hit, row_finite, bounds, col_start, csc_rows,
+             csc_values, narrow_grad, touched, touched_list, n_touched, new_weights_finite):
     """This worker's share of a step's blocks (`step_block`), then the wait for the others.
 
     Worker w of n runs blocks w, w + n, w + 2n ...: the blocks, and with
@@ -96,21 +97,22 @@ def run_step(forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, wor
     `wait_for_all` every worker sees what all of them wrote.
     """
     for t in range(worker, n_blocks, n_workers):
-        step_block(t, forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows,
-                   start, update, n_layers, weights, biases, x, indptr, indices, values, xb, y,
-                   order, hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b,
-                   skip_zeros, row_loss, row_hit, row_finite, bounds, col_start, csc_rows,
-                   csc_values, narrow_grad, touched, touched_list, n_touched,
+        step_block(t, first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn, learn,
+                   n_blocks, rows, start, update, n_layers, weights, biases, x, indptr, indices,
+                   values, xb, y, order, hidden, output, scale, lr, zs, acts, deltas, grad_w,
+                   grad_b, skip_zeros, row_loss, row_hit, row_finite, bounds, col_start,
+                   csc_rows, csc_values, narrow_grad, touched, touched_list, n_touched,
                    new_weights_finite)
     wait_for_all(sync, n_workers)
 
 
 @jit(refcounting=False)
-def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, n_blocks, worker,
-                n_workers, sync, sparse_first, n_layers, weights, biases, x, indptr, indices,
-                values, xb, y, order, batch_size, lr, hidden, output, zs, acts, deltas, grad_w,
-                grad_b, bounds, row_loss, row_hit, row_finite, col_start, csc_rows, csc_values,
-                narrow_grad, touched, touched_list, n_touched, new_weights_finite):
+def train_steps(first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn,
+                n_blocks, worker, n_workers, sync, sparse_first, n_layers, weights, biases, x,
+                indptr, indices, values, xb, y, order, batch_size, lr, hidden, output, zs, acts,
+                deltas, grad_w, grad_b, bounds, row_loss, row_hit, row_finite, col_start,
+                csc_rows, csc_values, narrow_grad, touched, touched_list, n_touched,
+                new_weights_finite):
     """Gradient-descent steps over the rows ``order`` in batches; see ``train_epoch``.
 
     The ``*_fn`` arguments are the `engine_units` of the arrays' dtype.
@@ -146,12 +148,12 @@ def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, n_
         hits = 0
         for lo in range(0, m, tile):
             rows = min(m, lo + tile) - lo
-            run_step(forward_fn, deltas_fn, gradient_fn, update_fn, no, row_blocks, worker,
-                     n_workers, sync, rows, start + lo, no, n_layers, weights, biases, x,
-                     indptr, indices, values, xb, y, order, hidden, output, scale, step, zs,
-                     acts, deltas, grad_w, grad_b, skip_zeros, row_loss, row_hit, row_finite,
-                     bounds, col_start, csc_rows, csc_values, narrow_grad, touched,
-                     touched_list, n_touched, new_weights_finite)
+            run_step(first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn, no,
+                     row_blocks, worker, n_workers, sync, rows, start + lo, no, n_layers,
+                     weights, biases, x, indptr, indices, values, xb, y, order, hidden, output,
+                     scale, step, zs, acts, deltas, grad_w, grad_b, skip_zeros, row_loss,
+                     row_hit, row_finite, bounds, col_start, csc_rows, csc_values, narrow_grad,
+                     touched, touched_list, n_touched, new_weights_finite)
             deltas_finite = yes
             for s in range(rows):
                 loss += row_loss[s]
@@ -171,12 +173,12 @@ def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, n_
                 continue
             last_tile = lo + rows == m
             sparse_gradient = sparse_first and deltas_finite
-            run_step(forward_fn, deltas_fn, gradient_fn, update_fn, yes, n_blocks, worker,
-                     n_workers, sync, rows, start + lo, last_tile, n_layers, weights, biases,
-                     x, indptr, indices, values, xb, y, order, hidden, output, scale, step, zs,
-                     acts, deltas, grad_w, grad_b, sparse_gradient, row_loss, row_hit,
-                     row_finite, bounds, col_start, csc_rows, csc_values, narrow_grad, touched,
-                     touched_list, n_touched, new_weights_finite)
+            run_step(first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn, yes,
+                     n_blocks, worker, n_workers, sync, rows, start + lo, last_tile, n_layers,
+                     weights, biases, x, indptr, indices, values, xb, y, order, hidden, output,
+                     scale, step, zs, acts, deltas, grad_w, grad_b, sparse_gradient, row_loss,
+                     row_hit, row_finite, bounds, col_start, csc_rows, csc_values, narrow_grad,
+                     touched, touched_list, n_touched, new_weights_finite)
             if last_tile:
                 for t in range(n_blocks):
                     skip_zeros = skip_zeros and new_weights_finite[t] == 1
@@ -199,12 +201,12 @@ def train_steps(forward_fn, deltas_fn, gradient_fn, update_fn, row_update_fn, n_
 LAYER_SLOTS = 3
 
 #: The engine's units, as `engine_units` returns them.
-Units = namedtuple("Units", "forward_block deltas_block gradient_block update_block "
-                            "gradient_update_row")
+Units = namedtuple("Units", "first_layer_block forward_block deltas_block gradient_block "
+                            "update_block gradient_update_row")
 
 #: The compiled function behind each unit.
-UNIT_FUNCTIONS = Units(forward_block, deltas_block, gradient_block, update_block,
-                     gradient_update_row)
+UNIT_FUNCTIONS = Units(first_layer_block, forward_block, deltas_block, gradient_block,
+                       update_block, gradient_update_row)
 
 
 def unit_types(dtype, slots) -> Units:
@@ -215,8 +217,9 @@ def unit_types(dtype, slots) -> Units:
     other integers int64.
     """
     t = _types(dtype, slots)
-    forward = (t.i8, t.i8, t.i8, t.i8, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec, t.mat,
-               t.i8s, t.i8, t.i8, t.mats, t.mats, t.b1)
+    first_layer = (t.i8, t.i8, t.i8, t.i8, t.mat, t.vec, t.mat, t.i8s, t.i4s, t.vec, t.mat,
+                   t.i8s, t.mat, t.b1)
+    forward = (t.i8, t.i8, t.i8, t.i8, t.mats, t.vecs, t.i8, t.i8, t.mats, t.mats)
     deltas = (t.i8, t.i8, t.i8, t.i8, t.i8, t.mats, t.mat, t.i8s, t.i8, t.i8, t.f, t.mats,
               t.mats, t.mats, t.vec, t.i8s, t.u8s)
     gradient = (t.i8, t.i8, t.i8, t.i8, t.i8, t.i8s, t.i4s, t.vec, t.mat, t.i8s, t.mats, t.mats,
@@ -225,7 +228,8 @@ def unit_types(dtype, slots) -> Units:
               t.u8s, t.mat)
     row_update = (t.i8, t.mats, t.vecs, t.mats, t.mats, t.f, t.vec, t.i4s, t.vec, t.i8, t.i8,
                   t.b1)
-    phases = {"forward_block": (forward, types.none), "deltas_block": (deltas, types.none),
+    phases = {"first_layer_block": (first_layer, types.none),
+              "forward_block": (forward, types.none), "deltas_block": (deltas, types.none),
               "gradient_block": (gradient, types.none), "update_block": (update, types.none),
               "gradient_update_row": (row_update, types.boolean)}
     return Units(**phases)
@@ -234,9 +238,11 @@ def unit_types(dtype, slots) -> Units:
 def forward_rows_types(dtype, slots) -> tuple:
     """The argument types `forward_rows` is called with from Python."""
     t = _types(dtype, slots)
-    forward = _function_type(*unit_types(dtype, slots).forward_block)
-    return (forward, t.i8, t.i8, t.i8, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s, t.vec, t.i8s,
-            t.i8, t.i8, t.mats, t.mats, t.b1)
+    units = unit_types(dtype, slots)
+    first_layer = _function_type(*units.first_layer_block)
+    forward = _function_type(*units.forward_block)
+    return (first_layer, forward, t.i8, t.i8, t.i8, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s,
+            t.vec, t.i8s, t.i8, t.i8, t.mats, t.mats, t.b1)
 
 
 def train_steps_types(dtype, slots) -> tuple:
@@ -278,7 +284,7 @@ def units_called(batch_size, n_rows) -> frozenset:
     else:
         single = n_rows > 0 and (batch_size == 1 or n_rows % batch_size == 1)
         several = batch_size > 1 and n_rows > 1
-    called = {"forward_block", "deltas_block"}
+    called = {"first_layer_block", "forward_block", "deltas_block"}
     if several:
         called |= {"gradient_block", "update_block"}
     if single:

@@ -3,9 +3,10 @@
 ``numpy_backend.train_epoch`` takes a step in this order, and so does the
 engine in ``numba_engine.py``:
 
-1. per block of rows: `forward_block`, then `deltas_block`: `loss_block`
-   (loss, hits and the output delta), then `backward_block` (every hidden
-   layer's delta);
+1. per block of rows: the forward pass (`first_layer_block`, then
+   `forward_block` for the rest), then `deltas_block`: `loss_block` (loss,
+   hits and the output delta), then `backward_block` (every hidden layer's
+   delta);
 2. per block of weights: `gradient_block` (``grad_w += a.T @ delta``);
 3. per block of weights: `update_block` (``param -= lr * grad``).
 
@@ -53,36 +54,46 @@ def weights_finite(n_layers, weights):
 
 
 @jit(first_class=True)
-def forward_block(lo, hi, tile_rows, start, n_layers, weights, biases, x, indptr, indices,
-                  values, xb, order, hidden, output, zs, acts, skip_zeros):
-    """Forward pass of tile rows lo..hi: fills ``zs[i][lo:hi]`` and ``acts[i][lo:hi]``.
+def first_layer_block(lo, hi, tile_rows, start, w, b, x, indptr, indices, values, xb, order, z,
+                      skip_zeros):
+    """The first layer's ``z[lo:hi] = x @ w + b`` for tile rows lo..hi: phase 1 begins.
 
-    With ``skip_zeros`` the first layer reads each row's nonzero inputs
+    With ``skip_zeros`` it reads each row's nonzero inputs
     (`narrow_affine_row` for at most ``NARROW_LANES`` units). Without (a
     first layer of 17-31 units, or a non-finite weight), it gathers the
     dense rows into ``xb[lo:hi]`` (phase 2 reads them there) and multiplies
-    the block at once, as the other layers do (`matmul`). The last ``acts``
-    holds the probabilities.
+    the block at once, as `forward_block` does the other layers.
+    """
+    if skip_zeros and w.shape[1] <= NARROW_LANES:
+        safe_end = narrow_rows_end(*w.shape)
+        for r in range(lo, hi):
+            row = order[start + r]
+            narrow_affine_row(indices, values, indptr[row], indptr[row + 1], w, b, z[r],
+                              safe_end)
+    elif skip_zeros:
+        for r in range(lo, hi):
+            row = order[start + r]
+            sparse_affine_row(indices, values, indptr[row], indptr[row + 1], w, b, z[r])
+    else:
+        for r in range(lo, hi):
+            copy_row(x[order[start + r]], xb[r])
+        matmul(xb, w, z, lo, hi, uses_blas(tile_rows, w))
+        add_bias(z, b, lo, hi)
+
+
+@jit(first_class=True)
+def forward_block(lo, hi, tile_rows, n_layers, weights, biases, hidden, output, zs, acts):
+    """The rest of the forward pass of tile rows lo..hi, after `first_layer_block`.
+
+    Fills ``acts[0][lo:hi]`` from ``zs[0]``, then ``zs[i]`` and ``acts[i]``
+    of every later layer (`matmul`); the last ``acts`` holds the
+    probabilities. The first layer is a unit of its own so that two
+    processes can compile the forward pass, each half of it.
     """
     last = n_layers - 1
-    for i in range(n_layers):  # each helper called from one place: inlined once
-        if i == 0 and skip_zeros and weights[0].shape[1] <= NARROW_LANES:
-            safe_end = narrow_rows_end(*weights[0].shape)
-            for r in range(lo, hi):
-                row = order[start + r]
-                narrow_affine_row(indices, values, indptr[row], indptr[row + 1],
-                                  weights[0], biases[0], zs[0][r], safe_end)
-        elif i == 0 and skip_zeros:
-            for r in range(lo, hi):
-                row = order[start + r]
-                sparse_affine_row(indices, values, indptr[row], indptr[row + 1],
-                                  weights[0], biases[0], zs[0][r])
-        else:
-            if i == 0:
-                for r in range(lo, hi):
-                    copy_row(x[order[start + r]], xb[r])
-            a = xb if i == 0 else acts[i - 1]
-            matmul(a, weights[i], zs[i], lo, hi, uses_blas(tile_rows, weights[i]))
+    for i in range(n_layers):
+        if i > 0:
+            matmul(acts[i - 1], weights[i], zs[i], lo, hi, uses_blas(tile_rows, weights[i]))
             add_bias(zs[i], biases[i], lo, hi)
         code = output if i == last else hidden
         for r in range(lo, hi):

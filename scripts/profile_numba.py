@@ -37,29 +37,30 @@ from kernels.numba_engine import engine_units, step_block
 
 
 @numba.njit(parallel=True, nogil=True)
-def _forward(forward_fn, n_blocks, rows, start, n_layers, weights, biases, x, indptr, indices,
-             values, xb, order, hidden, output, zs, acts, skip_zeros):
+def _forward(first_layer_fn, forward_fn, n_blocks, rows, start, n_layers, weights, biases, x,
+             indptr, indices, values, xb, order, hidden, output, zs, acts, skip_zeros):
     """Phase 1's forward pass alone, split over threads as `_step` splits it."""
     for t in numba.prange(n_blocks):
         t = np.int64(t)
-        forward_fn(rows * t // n_blocks, rows * (t + 1) // n_blocks, rows, start, n_layers,
-                   weights, biases, x, indptr, indices, values, xb, order, hidden, output, zs,
-                   acts, skip_zeros)
+        lo, hi = rows * t // n_blocks, rows * (t + 1) // n_blocks
+        first_layer_fn(lo, hi, rows, start, weights[0], biases[0], x, indptr, indices, values, xb,
+                       order, zs[0], skip_zeros)
+        forward_fn(lo, hi, rows, n_layers, weights, biases, hidden, output, zs, acts)
 
 
 @numba.njit(parallel=True, nogil=True)
-def _step(forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows, start, update,
-          n_layers, weights, biases, x, indptr, indices, values, xb, y, order, hidden, output,
-          scale, lr, zs, acts, deltas, grad_w, grad_b, skip_zeros, row_loss, row_hit,
-          row_finite, bounds, col_start, csc_rows, csc_values, narrow_grad, touched,
+def _step(first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows,
+          start, update, n_layers, weights, biases, x, indptr, indices, values, xb, y, order,
+          hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b, skip_zeros, row_loss,
+          row_hit, row_finite, bounds, col_start, csc_rows, csc_values, narrow_grad, touched,
           touched_list, n_touched, new_weights_finite):
     """A step's blocks (`step_block`: phase 1, or with ``learn`` phases 2 and 3) over threads."""
     for t in numba.prange(n_blocks):
-        step_block(np.int64(t), forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks,
-                   rows, start, update, n_layers, weights, biases, x, indptr, indices, values,
-                   xb, y, order, hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b,
-                   skip_zeros, row_loss, row_hit, row_finite, bounds, col_start, csc_rows,
-                   csc_values, narrow_grad, touched, touched_list, n_touched,
+        step_block(np.int64(t), first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn,
+                   learn, n_blocks, rows, start, update, n_layers, weights, biases, x, indptr,
+                   indices, values, xb, y, order, hidden, output, scale, lr, zs, acts, deltas,
+                   grad_w, grad_b, skip_zeros, row_loss, row_hit, row_finite, bounds, col_start,
+                   csc_rows, csc_values, narrow_grad, touched, touched_list, n_touched,
                    new_weights_finite)
 
 
@@ -130,16 +131,18 @@ def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden
 
     def step(learn, start, count, update):
         """One threaded region: phase 1, or with ``learn`` phases 2 and 3."""
-        _step(units.forward_block, units.deltas_block, units.gradient_block, units.update_block,
-              learn, n_blocks, count, start, update, n_layers, w, b, x, indptr, indices, values,
-              ws.x, y, order, hidden, SOFTMAX, scale, lr, zs, acts, deltas, grad_w, grad_b,
-              sparse, row_loss, row_hit, row_finite, bounds, col_start, csc_rows, csc_values,
-              narrow_grad, touched, touched_list, n_touched, finite)
+        _step(units.first_layer_block, units.forward_block, units.deltas_block,
+              units.gradient_block, units.update_block, learn, n_blocks, count, start, update,
+              n_layers, w, b, x, indptr, indices, values, ws.x, y, order, hidden, SOFTMAX, scale,
+              lr, zs, acts, deltas, grad_w, grad_b, sparse, row_loss, row_hit, row_finite,
+              bounds, col_start, csc_rows, csc_values, narrow_grad, touched, touched_list,
+              n_touched, finite)
 
     def rows(train, start, count):
         if not train:
-            _forward(units.forward_block, n_blocks, count, start, n_layers, w, b, x, indptr,
-                     indices, values, ws.x, order, hidden, SOFTMAX, zs, acts, sparse)
+            _forward(units.first_layer_block, units.forward_block, n_blocks, count, start,
+                     n_layers, w, b, x, indptr, indices, values, ws.x, order, hidden, SOFTMAX, zs,
+                     acts, sparse)
             return
         step(False, start, count, False)
 
