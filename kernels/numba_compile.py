@@ -41,18 +41,20 @@ ALL_PARTS = (*Units._fields, *(f"{name}_unused" for name in STAND_INS),
 FORWARD_PARTS = ("first_layer_block", "forward_block", "forward_rows", "prepare_inputs")
 
 #: Seconds of CPU each part takes to compile from an empty cache (float32, AMD
-#: EPYC Zen 3, medians of a noisy shared machine; float64 costs about the
-#: same). Only their ratios matter: they split the parts between processes.
-COMPILE_SECONDS = {"first_layer_block": 2.1, "forward_block": 2.0, "gradient_block": 3.5,
-                   "deltas_block": 2.1, "train_steps": 2.0, "update_block": 0.6,
-                   "gradient_update_row": 0.6, "forward_rows": 0.3, "prepare_inputs": 0.3}
+#: EPYC Zen 3: each part alone in a fresh process and cache, two rounds on a
+#: slow stretch of a noisy shared machine, scaled by 0.75 to its usual speed;
+#: float64 costs about the same). Only their ratios matter: they split the
+#: parts between processes.
+COMPILE_SECONDS = {"gradient_block": 2.7, "deltas_block": 2.6, "train_steps": 2.4,
+                   "first_layer_block": 2.3, "forward_block": 2.1, "update_block": 0.65,
+                   "gradient_update_row": 0.55, "forward_rows": 0.4, "prepare_inputs": 0.4}
 
 #: A stand-in's compile: its signature's typing, an empty body.
 STAND_IN_SECONDS = 0.2
 
 #: What a second process spends starting Python and importing the kernels
-#: before it compiles anything.
-HELPER_START_SECONDS = 0.5
+#: before it compiles anything (0.7-0.95 s measured on the same slow stretch).
+HELPER_START_SECONDS = 0.6
 
 #: The compiled functions behind each part, as ``_jit.is_cached`` checks them.
 _PART_FUNCTIONS = {**dict(zip(Units._fields, ((f,) for f in UNIT_FUNCTIONS))),

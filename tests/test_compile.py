@@ -108,7 +108,10 @@ def test_the_estimate_is_the_longer_of_the_two_processes(monkeypatch):
     monkeypatch.setattr(numba_compile, "is_cached", lambda dtype, parts: False)
     monkeypatch.setattr(numba_compile, "_loaded", set())
     monkeypatch.setattr(numba_compile, "_usable_cpus", lambda: 2)
-    parts = ("gradient_block", "deltas_block", "train_steps")  # 3.5, 2.1, 2.0
+    monkeypatch.setattr(numba_compile, "HELPER_START_SECONDS", 0.5)
+    monkeypatch.setattr(numba_compile, "COMPILE_SECONDS",
+                        {"gradient_block": 3.5, "deltas_block": 2.1, "train_steps": 2.0})
+    parts = ("gradient_block", "deltas_block", "train_steps")
     # here gradient_block; elsewhere, half a second later, the other two
     assert numba_compile.estimate_seconds(np.float32, parts) == pytest.approx(0.5 + 2.1 + 2.0)
     monkeypatch.setattr(numba_compile, "_usable_cpus", lambda: 1)
