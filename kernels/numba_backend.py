@@ -151,7 +151,7 @@ def _on_workers(run, n_workers):
     """``run(worker)`` for workers 0 .. n_workers - 1 at once; returns worker 0's result.
 
     Worker 0 runs on this thread, the others on threads kept for the next
-    call (starting a thread costs ~0.2 ms, and an epoch calls this once per
+    call (starting a thread costs ~0.2 ms, and training calls this once per
     ~8,192 rows); ``run`` must release the GIL. The workers wait for each
     other, so each needs a thread of its own: the pool has one per worker
     it runs. All of them have returned when this does.
@@ -279,19 +279,17 @@ def forward(weights, biases, x, hidden, output, zs, activations):
     rest = engine_unit("forward_block", x.dtype.name, len(weights))
     order = np.arange(n, dtype=np.int64)
 
-    def run_block(t):
-        forward_rows(first_layer, rest, n * t // n_blocks, n * (t + 1) // n_blocks, n, n_layers,
-                     weights, biases, x, inputs.indptr, inputs.indices, inputs.values, order,
-                     int(hidden), int(output), zs, activations, skip_zeros)
+    n_workers = _workers_for(n_blocks)
 
-    threads = _workers_for(n_blocks)
+    def run(worker):  # forward_rows releases the GIL; the blocks' rows are independent
+        for t in range(worker, n_blocks, n_workers):
+            forward_rows(first_layer, rest, n * t // n_blocks, n * (t + 1) // n_blocks, n,
+                         n_layers, weights, biases, x, inputs.indptr, inputs.indices,
+                         inputs.values, order, int(hidden), int(output), zs, activations,
+                         skip_zeros)
+
     with _single_threaded_blas():
-        if threads == 1:
-            for t in range(n_blocks):
-                run_block(t)
-        else:  # forward_rows releases the GIL
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(run_block, range(n_blocks)))
+        _on_workers(run, n_workers)
 
 
 def _check_forward_buffers(weights, x, zs, acts):
@@ -435,9 +433,9 @@ def _parts_for(batch_size, training):
     """The compiled parts a run needs (see ``numba_compile.py``).
 
     Training: the units `train_steps` calls at this batch size, for a run
-    of many rows, and the stand-ins of the
-    others; a run that needs another unit later (a last batch of one row,
-    say) compiles it on first use. Otherwise the forward pass alone.
+    of many rows, and the stand-ins of the others; a run that needs another
+    unit later (a last batch of one row, say) compiles it on first use.
+    Otherwise the forward pass alone.
     """
     if not training:
         return numba_compile.FORWARD_PARTS

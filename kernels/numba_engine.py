@@ -9,20 +9,19 @@ prediction, over a block of rows.
 
 The engine's units are compiled one by one: the phase functions
 `first_layer_block`, `forward_block`, `deltas_block`, `gradient_block`,
-`update_block` and `gradient_update_row` are each compiled on their own, for the signature
-`unit_types` gives them, and handed to their callers as function values
-(`engine_units`), never linked into them. Numba would otherwise copy a
-callee's code into every compiled caller, where LLVM optimises and
-generates it again: through the four levels from a phase to the driver,
-that was most of a cold start (35 s for float32 on 2 cores). Each unit now
-costs its own compile only, a run compiles just the units it calls
-(`units_called`; prediction: the forward pass and `forward_rows`) and
-passes cheap stand-ins for the others, and two processes can compile
-different units at once (``numba_compile.py``).
-Inside a unit the small helpers of ``numba_affine.py`` and
-``numba_elementwise.py`` are linked in and inlined as usual.
-A call through a function value costs nanoseconds, paid a few
-times per batch.
+`update_block` and `gradient_update_row` are each compiled on their own,
+for the signature `unit_types` gives them, and handed to their callers as
+function values (`engine_units`), never linked into them. Numba would
+otherwise copy a callee's code into every compiled caller, where LLVM
+optimises and generates it again: through the four levels from a phase to
+the driver, that was most of a cold start (35 s for float32 on 2 cores).
+Each unit now costs its own compile only, a run compiles just the units it
+calls (`units_called`; prediction: the forward pass and `forward_rows`)
+and passes cheap stand-ins for the others, and two processes can compile
+different units at once (``numba_compile.py``). Inside a unit the small
+helpers of ``numba_affine.py`` and ``numba_elementwise.py`` are linked in
+and inlined as usual. A call through a function value costs nanoseconds,
+paid a few times per batch.
 
 A batch of one row takes a fused path (`gradient_update_row`): phases 2 and
 3 in one pass, no gradient buffers, on the first thread.
@@ -38,9 +37,9 @@ import numpy as np
 from numba import types
 
 from ._jit import first_class_function, jit
-from .numba_sync import wait_for_all
 from .numba_phases import (deltas_block, first_layer_block, forward_block, gradient_block,
                            gradient_update_row, update_block, weights_finite)
+from .numba_sync import wait_for_all
 
 
 @jit(refcounting=False)
