@@ -160,8 +160,8 @@ def _on_workers(run, n_workers):
         return run(0)
     pool = _worker_pools.get(n_workers)
     if pool is None:
-        pool = _worker_pools.setdefault(n_workers, ThreadPoolExecutor(
-            n_workers - 1, thread_name_prefix="fastnn-worker"))
+        pool = _worker_pools[n_workers] = ThreadPoolExecutor(
+            n_workers - 1, thread_name_prefix="fastnn-worker")
     others = [pool.submit(run, worker) for worker in range(1, n_workers)]
     result = run(0)
     for other in others:
