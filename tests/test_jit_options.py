@@ -1,10 +1,12 @@
 """The JIT options of kernels/_jit.py: what the engine compiles with, and what it leaves alone.
 
-Checked on the dispatchers' options and on a stand-in compile: nothing here
+Checked on the dispatchers' options and on stand-in compiles: nothing here
 compiles a kernel.
 """
 
+import numba
 from numba.core import config
+from numba.core.caching import NullCache
 
 from kernels import _jit, numba_affine, numba_elementwise, numba_engine, numba_phases
 
@@ -33,6 +35,31 @@ def test_only_the_narrow_helpers_and_exp_compute_in_the_order_written():
         flags = set(dispatcher.targetoptions["fastmath"])
         expected = _jit.FASTMATH_IN_ORDER if dispatcher in in_order else _jit.FASTMATH
         assert flags == set(expected), dispatcher.py_func.__qualname__
+
+
+def test_helpers_compile_to_ir_for_their_callers_and_are_not_cached():
+    for dispatcher in HELPERS:
+        assert dispatcher._compiler.pipeline_class is _jit._LinkedOnlyCompiler
+        assert isinstance(dispatcher._cache, NullCache), dispatcher.py_func.__qualname__
+    for dispatcher in ENGINE:
+        assert not isinstance(dispatcher._cache, NullCache), dispatcher.py_func.__qualname__
+
+
+def test_a_caller_runs_a_helper_that_has_no_machine_code_of_its_own():
+    @_jit.jit(internal=True)
+    def twice(v):
+        return 2.0 * v
+
+    @numba.njit
+    def twice_plus_one(v):
+        return twice(v) + 1.0
+
+    try:
+        assert twice_plus_one(3.0) == 7.0
+        (compiled,) = twice.overloads.values()
+        assert isinstance(compiled.library, _jit._LinkedOnlyLibrary)
+    finally:
+        _jit.DISPATCHERS.remove(twice)
 
 
 def test_slp_vectorising_is_switched_on_for_a_fastnn_compile_only():
