@@ -42,12 +42,13 @@ FORWARD_PARTS = ("first_layer_block", "forward_block", "forward_rows", "prepare_
 
 #: Seconds of CPU each part takes to compile from an empty cache (float32, AMD
 #: EPYC Zen 3: each part alone in a fresh process and cache, two rounds on a
-#: slow stretch of a noisy shared machine, scaled by 0.75 to its usual speed;
-#: float64 costs about the same). Only their ratios matter: they split the
-#: parts between processes.
-COMPILE_SECONDS = {"gradient_block": 2.7, "deltas_block": 2.6, "train_steps": 2.4,
-                   "first_layer_block": 2.3, "forward_block": 2.1, "update_block": 0.65,
-                   "gradient_update_row": 0.55, "forward_rows": 0.4, "prepare_inputs": 0.4}
+#: slow stretch of a noisy shared machine, less the 0.25 s a process's first
+#: compile costs on top, scaled by 0.75 to its usual speed; float64 costs
+#: about the same). Only their ratios matter: they split the parts between
+#: processes.
+COMPILE_SECONDS = {"gradient_block": 2.2, "first_layer_block": 1.85, "deltas_block": 1.6,
+                   "train_steps": 1.6, "forward_block": 1.4, "update_block": 0.55,
+                   "gradient_update_row": 0.4, "prepare_inputs": 0.35, "forward_rows": 0.3}
 
 #: A stand-in's compile: its signature's typing, an empty body.
 STAND_IN_SECONDS = 0.2
