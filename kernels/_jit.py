@@ -130,9 +130,9 @@ def jit(func=None, *, internal=False, first_class=False, reassociate=True, refco
     ``internal=True`` is for a small helper that only compiled code calls:
     it gets no wrapper for calls from Python (such wrappers unbox every
     argument and cost compile time), and its callers link its code in. It
-    is compiled to optimised LLVM IR only, never to machine code of its own
-    (`_LinkedOnlyLibrary`), and not cached: its callers' cached machine
-    code holds it.
+    is compiled to LLVM IR only, which its callers optimise with their own,
+    never to machine code of its own (`_LinkedOnlyLibrary`), and it is not
+    cached: its callers' cached machine code holds it.
 
     ``first_class=True`` is for one of the engine's units: compiled on its
     own for a signature given up front (`first_class_function`) and passed
@@ -226,9 +226,9 @@ class _LinkedOnlyLibrary(codegen.JITCodeLibrary):
     optimised (measured: no slower on C1-C6, the parity tests pass
     unchanged). It has no address to call from Python (an internal helper has no
     Python wrapper anyway), and no global for its environment: the engine
-    holds none, so setting it is skipped (`_NoEnvironment`); compiled
-    fastnn code never reads it (Numba's nopython environment serves
-    Python objects, and the kernels make none).
+    holds none, so setting it is skipped (`_NoEnvironment`); no kernel's
+    optimised code reads an environment (checked in their IR: Numba's
+    serves Python objects, and the kernels make none).
     """
 
     def _optimize_final_module(self):
