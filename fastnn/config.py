@@ -41,7 +41,8 @@ class RunConfig:
     Model and training: ``preset`` (only recorded; `resolve` applies it),
     ``digits`` (all ten, or a pair), hidden ``layers``, ``hidden`` activation,
     ``init`` ("auto" becomes "he" for ReLU, "lecun" for sigmoid), ``batch_size``
-    (an integer or "full"), ``lr``, ``epochs``, ``seed`` (split, weights,
+    (an integer or "full"), ``lr`` (default: `presets.default_lr` of the batch
+    size), ``epochs``, ``seed`` (split, weights,
     shuffling), ``val_size`` (a fraction or a row count), ``dtype``.
 
     Execution: ``backend`` (default: `kernels.default_backend`), ``threads``
@@ -59,7 +60,7 @@ class RunConfig:
     hidden: str = presets.DEFAULT["hidden"]
     init: str = presets.DEFAULT["init"]
     batch_size: int | str = presets.DEFAULT["batch_size"]
-    lr: float = presets.DEFAULT["lr"]
+    lr: float | None = None
     epochs: int = presets.DEFAULT["epochs"]
     seed: int = 0
     val_size: float | int = 0.1
@@ -98,6 +99,8 @@ class RunConfig:
         if self.init == "auto":
             set_("init", "he" if self.hidden == "relu" else "lecun")
         set_("batch_size", check_batch_size(self.batch_size))
+        if self.lr is None:
+            set_("lr", presets.default_lr(self.batch_size))
         check_hyperparameters(self.epochs, self.lr, self.seed)
         set_("val_size", check_val_size(self.val_size))
         if self.dtype not in DTYPES:

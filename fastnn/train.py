@@ -16,6 +16,7 @@ import numpy as np
 import kernels
 from kernels.common import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, SOFTMAX, allocate_workspace
 
+from . import presets
 from .history import EpochRecord, History, check_rng_state
 
 if TYPE_CHECKING:  # for annotations only: `Network.fit` imports this module
@@ -130,7 +131,7 @@ def _explosion(loss: float, rows: int, reference: float, guessing: bool, batches
             f"{EXPLOSION_FACTOR} times the loss {basis} ({reference:.2g})")
 
 
-def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float = 0.1,
+def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float | None = None,
         backend: str | None = None, seed: int = 0, validation=None,
         on_epoch_end=None, on_progress=None, resume: History | None = None) -> History:
     """Train ``net`` in place with gradient descent.
@@ -141,7 +142,8 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float =
     epochs : passes over the data (for full-batch training, one step each).
     batch_size : rows per step: 1 (per-sample SGD), k (mini-batch) or
         ``"full"`` (full-batch gradient descent).
-    lr : learning rate. backend : ``"numpy"`` or ``"numba"`` (default:
+    lr : learning rate (default: 0.1, at batch size 1 0.01: see
+        `fastnn.presets.default_lr`). backend : ``"numpy"`` or ``"numba"`` (default:
         `kernels.default_backend`). seed : seeds the shuffling.
     validation : optional ``(x_val, labels_val)`` scored after every epoch.
     on_epoch_end : called as ``on_epoch_end(record, history)`` after each epoch.
@@ -156,6 +158,8 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float =
     of that epoch, and `TrainingInterrupted` on Ctrl-C, with ``net`` at the end
     of the last completed epoch.
     """
+    if lr is None:
+        lr = presets.default_lr(batch_size)
     check_hyperparameters(epochs, lr, seed)
     x = net.check_inputs(x)
     y = net.targets(labels, x.shape[0])

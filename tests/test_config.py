@@ -29,6 +29,14 @@ def test_a_preset_is_applied_then_the_settings_given_and_none_means_not_given():
                                                                          5, "lecun")
 
 
+def test_per_sample_sgd_defaults_to_a_smaller_learning_rate():
+    assert RunConfig(batch_size=1).lr == presets.PER_SAMPLE_LR == 0.01
+    assert RunConfig.resolve(batch_size=1).lr == 0.01
+    assert RunConfig.resolve(batch_size=1, lr=0.3).lr == 0.3
+    assert RunConfig.resolve("sgd").lr == presets.PRESETS["sgd"]["lr"]
+    assert RunConfig(batch_size="full").lr == RunConfig(batch_size=2).lr == 0.1
+
+
 def test_it_is_immutable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         RunConfig().lr = 1.0
