@@ -127,6 +127,11 @@ DISPATCHERS = []
 def jit(func=None, *, internal=False, first_class=False, reassociate=True, refcounting=None):
     """Compile ``func`` with `OPTIONS`.
 
+    No kernel but a unit gets a C wrapper (`numba.cfunc`'s kind): Python
+    calls the others through their Python wrapper, compiled code calls them
+    directly, and the wrapper cost compile time (train_steps' was 5% of its
+    machine code).
+
     ``internal=True`` is for a small helper that only compiled code calls:
     it gets no wrapper for calls from Python (such wrappers unbox every
     argument and cost compile time), and its callers link its code in. It
@@ -168,7 +173,7 @@ def jit(func=None, *, internal=False, first_class=False, reassociate=True, refco
     wrappers = {}
     if internal or first_class:
         wrappers["no_cpython_wrapper"] = True
-    if internal:  # a first-class function is called through its C wrapper
+    if not first_class:  # only a function value is called through its C wrapper
         wrappers["no_cfunc_wrapper"] = True
     options = dict(OPTIONS, fastmath=set(FASTMATH if reassociate else FASTMATH_IN_ORDER))
     if refcounting is None:
