@@ -1,6 +1,7 @@
 """Training configurations as plain data.
 
-``DEFAULT`` is what ``fastnn train`` runs with no preset. The named presets
+``DEFAULT`` is what ``fastnn train`` runs with no preset, at the learning
+rate `default_lr` gives its batch size. The named presets
 reproduce the five from-scratch tutorials fastnn grew from, including their
 initialisation (randn / sqrt(fan_in), fastnn's "lecun"); for full-batch
 training one epoch is one gradient-descent iteration.
@@ -13,14 +14,17 @@ DEFAULT = {
     "layers": (128, 64),
     "hidden": "relu",
     "batch_size": 64,
-    "lr": 0.1,
     "epochs": 10,
     "init": "auto",
 }
 
+#: The learning rate of a run of batches (two rows or more) without a preset
+#: or a rate given: see `default_lr`.
+BATCH_LR = 0.1
+
 #: The learning rate of per-sample SGD (batch size 1) when none is given.
-#: `DEFAULT`'s 0.1 suits batches of four and more; one image's gradient at
-#: 0.1 wrecks a ReLU net (the bundled sample, 784-128-64-10 ReLU, 10 epochs:
+#: `BATCH_LR` suits batches of four and more; one image's gradient at 0.1
+#: wrecks a ReLU net (the bundled sample, 784-128-64-10 ReLU, 10 epochs:
 #: 19.8% test accuracy at 0.1, 96.5% at 0.01, 95.6% at 0.02; batches of 4, 8
 #: and 16 at 0.1: 95.4-95.8%).
 PER_SAMPLE_LR = 0.01
@@ -28,7 +32,7 @@ PER_SAMPLE_LR = 0.01
 
 def default_lr(batch_size) -> float:
     """The learning rate of a run of ``batch_size`` rows per step when none is given."""
-    return PER_SAMPLE_LR if batch_size == 1 else DEFAULT["lr"]
+    return PER_SAMPLE_LR if batch_size == 1 else BATCH_LR
 
 
 PRESETS = {
@@ -63,15 +67,12 @@ PRESETS = {
 def resolve(preset: str | None, overrides: dict) -> dict:
     """The default (or ``preset``) settings with every non-None override applied.
 
-    Without a preset or a learning rate, the rate suits the batch size
-    (`default_lr`).
+    `DEFAULT` names no learning rate: without a preset or one given,
+    `fastnn.config.RunConfig` takes `default_lr` of the batch size.
     """
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}: choose one of {', '.join(PRESETS)}.")
     settings = dict(DEFAULT if preset is None else PRESETS[preset])
     settings.pop("description", None)
-    given = {key: value for key, value in overrides.items() if value is not None}
-    settings.update(given)
-    if preset is None and "lr" not in given:
-        settings["lr"] = default_lr(settings["batch_size"])
+    settings.update({key: value for key, value in overrides.items() if value is not None})
     return settings

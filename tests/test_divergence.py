@@ -18,7 +18,8 @@ import pytest
 
 import kernels
 from fastnn import Network, TrainingDiverged, fit, presets
-from fastnn.data import make_task, parse_digits
+from fastnn.config import RunConfig
+from fastnn.data import make_task
 from fastnn.train import EXPLOSION_FACTOR, reference_loss
 
 from .conftest import same_parameters
@@ -121,12 +122,12 @@ def preset_run(name, sample_data):
     Returns the highest mean loss of any call into the backend (the stretch of
     batches `fit` checks) and the run's reference loss.
     """
-    settings = presets.resolve(name, {})
-    digits = parse_digits(settings["digits"])
+    config = RunConfig.resolve(name)
+    digits = config.digits
     task = make_task(sample_data, digits, seed=0)
     n_out = 10 if len(digits) == 10 else 1
-    net = Network([784, *settings["layers"], n_out], hidden=settings["hidden"],
-                  classes=digits, init=settings["init"], seed=0)
+    net = Network([784, *config.layers, n_out], hidden=config.hidden,
+                  classes=digits, init=config.init, seed=0)
     reference = reference_loss(net, task.x_train, net.targets(task.labels_train,
                                                               len(task.labels_train)))
     seen = {"rows": 0, "loss": 0.0, "worst": 0.0}
@@ -137,10 +138,9 @@ def preset_run(name, sample_data):
         stretch = (loss_sum - seen["loss"]) / (rows - seen["rows"])
         seen.update(rows=rows, loss=loss_sum, worst=max(seen["worst"], stretch))
 
-    cap = MAX_STEPS if settings["batch_size"] == "full" else MAX_EPOCHS
-    fit(net, task.x_train, task.labels_train, epochs=min(settings["epochs"], cap),
-        batch_size=settings["batch_size"], lr=settings["lr"], backend="numba",
-        on_progress=watch)
+    cap = MAX_STEPS if config.batch_size == "full" else MAX_EPOCHS
+    fit(net, task.x_train, task.labels_train, epochs=min(config.epochs, cap),
+        batch_size=config.batch_size, lr=config.lr, backend="numba", on_progress=watch)
     return seen["worst"], reference
 
 

@@ -44,7 +44,7 @@ def add_train_parser(commands) -> None:
                        help="1: per-sample SGD, N: mini-batch, 'full': full-batch gradient "
                             f"descent (default: {default['batch_size']})")
     model.add_argument("--lr", type=learning_rate_arg, default=None,
-                       help=f"learning rate (default: {default['lr']}; "
+                       help=f"learning rate (default: {presets.BATCH_LR}; "
                             f"{presets.PER_SAMPLE_LR} with --batch-size 1)")
     model.add_argument("--epochs", type=positive_int_arg, default=None,
                        help="passes over the training data; with --batch-size full, "
