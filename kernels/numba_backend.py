@@ -415,12 +415,13 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
     units = engine_units(x.dtype, len(weights), units_called(batch_size, order.shape[0]))
     n_workers = _workers_for(n_blocks)
     sync = new_sync()
+    sparse_first = _sparse_first(weights)
 
     def run(worker):  # train_steps releases the GIL
         return train_steps(
-            *units, n_blocks, worker, n_workers, sync, _sparse_first(weights), n_layers, weights,
-            biases, x, inputs.indptr, inputs.indices, inputs.values, ws.x, y, order, batch_size,
-            float(lr), int(hidden), int(output), zs, acts, deltas, grad_w, grad_b, *scratch)
+            *units, n_blocks, worker, n_workers, sync, sparse_first, n_layers, weights, biases, x,
+            inputs.indptr, inputs.indices, inputs.values, ws.x, y, order, batch_size, float(lr),
+            int(hidden), int(output), zs, acts, deltas, grad_w, grad_b, *scratch)
 
     with _single_threaded_blas():
         loss_sum, n_correct, n_steps = _on_workers(run, n_workers)
