@@ -1,6 +1,9 @@
 """Shared fixtures. Data comes from the bundled sample (always present) unless
 a test asks for full MNIST, which it finds through $FASTNN_DATA_DIR."""
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -40,3 +43,14 @@ def small_xy(digits_task):
 
 def same_parameters(a, b) -> bool:
     return all(np.array_equal(p, q) for p, q in zip(a.weights + a.biases, b.weights + b.biases))
+
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def load_script(name):
+    """``scripts/<name>.py`` imported as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

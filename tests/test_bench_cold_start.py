@@ -5,22 +5,17 @@ the numpy backend stands in (``FASTNN_BACKEND=numpy``), so only the script's
 bookkeeping is checked, in seconds.
 """
 
-import importlib.util
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench_cold_start.py"
+from .conftest import SCRIPTS, load_script
 
 
 @pytest.fixture(scope="module")
 def cold_start():
-    spec = importlib.util.spec_from_file_location("bench_cold_start", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_cold_start")
 
 
 def test_it_covers_the_commands_of_the_issue(cold_start):
@@ -57,7 +52,7 @@ def test_another_tree_runs_in_turn_with_this_one(cold_start, monkeypatch, tmp_pa
     monkeypatch.setenv("FASTNN_BACKEND", "numpy")
     other = tmp_path / "other"
     for package in ("fastnn", "kernels"):
-        shutil.copytree(SCRIPT.parent.parent / package, other / package,
+        shutil.copytree(SCRIPTS.parent / package, other / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
     path = tmp_path / "cold.json"
     assert cold_start.main(["--runs", "2", "--only", "predict", "--tree", str(other),
@@ -65,7 +60,7 @@ def test_another_tree_runs_in_turn_with_this_one(cold_start, monkeypatch, tmp_pa
     out = capsys.readouterr().out
     assert f"tree {other} (unknown)" in out
     records = json.loads(path.read_text())["results"]
-    assert [r["tree"] for r in records] == [str(SCRIPT.parent.parent), str(other)]
+    assert [r["tree"] for r in records] == [str(SCRIPTS.parent), str(other)]
     assert all(len(r["cold_s"]) == len(r["warm_s"]) == 2 for r in records)
 
 
