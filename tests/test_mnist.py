@@ -293,6 +293,28 @@ def test_auto_offline_falls_back_to_the_sample_with_a_one_line_note(cache, monke
     assert "\n" not in data.note
 
 
+def test_a_host_that_does_not_resolve_is_reported_without_trying_to_download(cache, monkeypatch):
+    for name in [n for n in os.environ if n.lower().endswith("_proxy")]:
+        monkeypatch.delenv(name)
+    attempts = []
+    monkeypatch.setattr(mnist, "_fetch", lambda *args, **kw: attempts.append(args[0]))
+    data = mnist.load("auto", mirrors=["https://mirror.fastnn.invalid/mnist/"])
+    assert attempts == []
+    assert data.source == "sample"
+    assert "mirror.fastnn.invalid (host not found (offline?))" in data.note
+
+
+def test_behind_a_proxy_the_download_is_tried_whatever_the_local_resolver_says(cache, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", closed_port_url())
+    attempts = []
+    fetch = mnist._fetch
+    monkeypatch.setattr(mnist, "_fetch", lambda *args, **kw: attempts.append(args[0]) or
+                        fetch(*args, **kw))
+    data = mnist.load("auto", mirrors=["https://mirror.fastnn.invalid/mnist/"])
+    assert attempts == [f"https://mirror.fastnn.invalid/mnist/{GZ[0]}"]
+    assert data.source == "sample"
+
+
 def test_mnist_offline_raises_listing_places_searched_urls_tried_and_the_fix(cache):
     dead = closed_port_url()
     with pytest.raises(DataError) as caught:
