@@ -8,9 +8,9 @@ searched, and an error if it does not hold MNIST), else in the per-user cache
 directly or in torchvision's ``MNIST/raw/``.
 Local files are not checksummed (recompressed copies are fine); their content
 is validated by `fastnn.idx`. Files missing from the cache are downloaded from
-the mirrors in order, md5-checked, stored atomically by pooch and validated;
-nothing that fails a check stays in the cache. `fastnn.mnist_files` knows
-where the files may lie.
+the mirrors in order (`fastnn.mnist_download`), md5-checked, stored atomically
+and validated; nothing that fails a check stays in the cache.
+`fastnn.mnist_files` knows where the files may lie.
 
     >>> data = load()                      # full MNIST if possible, else the sample
     >>> data.train_images.shape, data.source
@@ -19,20 +19,16 @@ where the files may lie.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
-import re
-import socket
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from . import idx, mnist_files
+from . import idx, mnist_download, mnist_files
 from .idx import DataError
 from .mnist_files import DATA_DIR_ENV, FILES, DataDirError
 
@@ -61,8 +57,6 @@ SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
-#: (connect, read) seconds: an offline machine must fail fast, not hang.
-TIMEOUT = (5, 30)
 SAMPLE_PATH = Path(__file__).resolve().parent / "sample" / "mnist_sample.npz"
 
 log = logging.getLogger(__name__)
@@ -309,18 +303,11 @@ def _download(name: str, cache: Path, mirrors: list, looked: list) -> tuple:
     failures = []
     for base in list(mirrors):
         url = base.rstrip("/") + "/" + fname
-        if not _host_resolves(url):
-            failures.append((url, "host not found (offline?)"))
-            continue
-        import pooch  # deferred: an offline run, the usual fallback to the sample, skips it
-
         log.info("downloading %s", url)
         try:
-            with _quiet(pooch.get_logger()):
-                path = Path(pooch.retrieve(url, known_hash=f"md5:{MD5[fname]}", fname=fname,
-                                           path=cache, downloader=_fetch, progressbar=False))
-        except (OSError, ValueError, DataError) as err:
-            failures.append((url, _why(err, MD5[fname])))
+            path = mnist_download.retrieve(url, MD5[fname], cache)
+        except mnist_download.DownloadFailed as failed:
+            failures.append((url, failed.reason))
             continue
         try:
             return base, path, _read(path, name)
@@ -328,92 +315,3 @@ def _download(name: str, cache: Path, mirrors: list, looked: list) -> tuple:
             path.unlink(missing_ok=True)
             failures.append((url, err.problem))
     raise _NotFound(looked, failures, cache, mirrors)
-
-
-def _host_resolves(url: str) -> bool:
-    """False when the URL's host has no address and no proxy would resolve it for us.
-
-    Checked before importing the downloader (pooch and requests: 0.15 s of a
-    start-up), so that an offline machine falls back to the sample quickly on
-    every run; the download itself would fail with the same reason.
-    """
-    host = urlsplit(url).hostname
-    if not host or _proxy_configured():
-        return True
-    try:
-        socket.getaddrinfo(host, None)
-    except socket.gaierror:
-        return False
-    except OSError:  # something else went wrong: let the download report it
-        return True
-    return True
-
-
-def _proxy_configured() -> bool:
-    """Whether requests would go through a proxy (which resolves hosts itself)."""
-    if any(value and name.lower().endswith("_proxy") and name.lower() != "no_proxy"
-           for name, value in os.environ.items()):
-        return True
-    if sys.platform in ("darwin", "win32"):  # also system settings; urllib reads them (0.05 s)
-        import urllib.request
-
-        return bool(urllib.request.getproxies())
-    return False
-
-
-def _fetch(url: str, output_file, pooch_instance, check_only: bool = False):
-    """pooch's HTTP downloader with short timeouts, refusing HTML pages served as data."""
-    import pooch
-
-    http = pooch.HTTPDownloader(progressbar=False, timeout=TIMEOUT)
-    result = http(url, output_file, pooch_instance, check_only=check_only)
-    if not check_only:
-        with open(output_file, "rb") as f:
-            if idx.looks_like_html(f.read(512)):
-                # pooch deletes its temporary file when this propagates.
-                raise DataError("served an HTML/XML page instead of the file (an error, login "
-                                "or proxy page?)")
-    return result
-
-
-@contextlib.contextmanager
-def _quiet(logger: logging.Logger):
-    """Silence pooch's "Downloading ..." lines; fastnn reports through `note` and `log`."""
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def _why(err: Exception, expected_md5: str) -> str:
-    """A short reason for a failed download."""
-    import requests
-
-    text = str(err)
-    if isinstance(err, DataError):
-        return err.problem
-    if isinstance(err, requests.HTTPError) and err.response is not None:
-        return f"HTTP {err.response.status_code} {err.response.reason or ''}".strip()
-    if "IncompleteRead" in text or "Connection broken" in text:
-        return "connection broken mid-transfer"
-    if isinstance(err, requests.ConnectTimeout):
-        return "connection timed out"
-    if isinstance(err, requests.ConnectionError):
-        if "NameResolution" in text or "resolve" in text:
-            return "host not found (offline?)"
-        if "refused" in text:
-            return "connection refused"
-        return "cannot connect"
-    if isinstance(err, requests.Timeout):
-        return "timed out"
-    if isinstance(err, requests.RequestException):
-        return f"{type(err).__name__}: {text}"
-    if isinstance(err, ValueError) and "hash" in text:
-        got = re.search(r"but got ([0-9a-fA-F]+)", text)
-        return (f"checksum mismatch (md5 {got.group(1) if got else '?'}, expected "
-                f"{expected_md5}): a corrupt or changed file")
-    if isinstance(err, OSError):
-        return f"cannot write the cache ({err.strerror or err})"
-    return f"{type(err).__name__}: {text}"

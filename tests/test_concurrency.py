@@ -31,8 +31,10 @@ MNIST_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
 
 # Runs the CLI after pointing fastnn.mnist.MD5 at the fakes' checksums, with a read
 # timeout longer than SlowServer ever holds a file back.
-WRAPPER = ("import json, sys; from fastnn import mnist; mnist.MD5.update(json.loads(sys.argv[1])); "
-           "mnist.TIMEOUT = (5, 600); from fastnn.cli import main; sys.exit(main(sys.argv[2:]))")
+WRAPPER = ("import json, sys; from fastnn import mnist, mnist_download; "
+           "mnist.MD5.update(json.loads(sys.argv[1])); "
+           "mnist_download.TIMEOUT = (5, 600); "
+           "from fastnn.cli import main; sys.exit(main(sys.argv[2:]))")
 
 
 def fake_bodies(n_train=60, n_test=20, seed=0) -> dict:

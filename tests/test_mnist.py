@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastnn import mnist
+from fastnn import mnist, mnist_download
 from fastnn.mnist import DataError, MnistData
 
 # Captured before any test clears the environment: CI sets FASTNN_DATA_DIR to the real files.
@@ -279,8 +279,8 @@ def test_an_invalid_cached_file_is_removed_even_when_offline(fakes, cache):
 
 def test_auto_offline_falls_back_to_the_sample_with_a_one_line_note(cache, monkeypatch):
     attempts = []
-    fetch = mnist._fetch
-    monkeypatch.setattr(mnist, "_fetch", lambda *args, **kw: attempts.append(args[0]) or
+    fetch = mnist_download._fetch
+    monkeypatch.setattr(mnist_download, "_fetch", lambda *args, **kw: attempts.append(args[0]) or
                         fetch(*args, **kw))
     data = mnist.load("auto", mirrors=[closed_port_url()])
     assert len(attempts) == 1  # offline, it gives up at the first refusal: no retries, no wait
@@ -297,7 +297,7 @@ def test_a_host_that_does_not_resolve_is_reported_without_trying_to_download(cac
     for name in [n for n in os.environ if n.lower().endswith("_proxy")]:
         monkeypatch.delenv(name)
     attempts = []
-    monkeypatch.setattr(mnist, "_fetch", lambda *args, **kw: attempts.append(args[0]))
+    monkeypatch.setattr(mnist_download, "_fetch", lambda *args, **kw: attempts.append(args[0]))
     data = mnist.load("auto", mirrors=["https://mirror.fastnn.invalid/mnist/"])
     assert attempts == []
     assert data.source == "sample"
@@ -307,8 +307,8 @@ def test_a_host_that_does_not_resolve_is_reported_without_trying_to_download(cac
 def test_behind_a_proxy_the_download_is_tried_whatever_the_local_resolver_says(cache, monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", closed_port_url())
     attempts = []
-    fetch = mnist._fetch
-    monkeypatch.setattr(mnist, "_fetch", lambda *args, **kw: attempts.append(args[0]) or
+    fetch = mnist_download._fetch
+    monkeypatch.setattr(mnist_download, "_fetch", lambda *args, **kw: attempts.append(args[0]) or
                         fetch(*args, **kw))
     data = mnist.load("auto", mirrors=["https://mirror.fastnn.invalid/mnist/"])
     assert attempts == [f"https://mirror.fastnn.invalid/mnist/{GZ[0]}"]
