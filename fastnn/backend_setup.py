@@ -29,13 +29,16 @@ def expected_compile_seconds(estimate: float, dtype: str) -> float:
     return estimate * TYPICAL_PACE
 
 
-def prepare_backend(backend: str, dtype: str, batch_size: int, *, threads: int | None = None,
+def prepare_backend(backend: str, dtype: str, batch_size: int, *,
+                    first_layer_width: int | None = None, threads: int | None = None,
                     note=lambda message: None, training: bool = True) -> float:
     """Size the thread pools and compile (or load) the kernels, telling ``note`` about it.
 
-    ``threads`` defaults to every usable core; ``training=False`` prepares the
-    forward pass only (for evaluating and predicting). Returns the seconds
-    spent compiling or loading kernels.
+    ``first_layer_width`` is the number of units of the network's first
+    layer (it chooses between variants of the kernels; None: a layer of
+    more than 16); ``threads`` defaults to every usable core;
+    ``training=False`` prepares the forward pass only (for evaluating and
+    predicting). Returns the seconds spent compiling or loading kernels.
     """
     from .threads import available_threads, configure_threads  # numba: only when a run starts
 
@@ -47,10 +50,11 @@ def prepare_backend(backend: str, dtype: str, batch_size: int, *, threads: int |
     # them would fight for the same cores. NumPy's only parallel code is BLAS.
     configure_threads(threads, blas=threads if backend == "numpy" else 1)
     kern = kernels.get_backend(backend)
-    if kern.is_compiled(dtype, batch_size, training=training):
+    which = {"training": training, "first_layer_width": first_layer_width}
+    if kern.is_compiled(dtype, batch_size, **which):
         return 0.0
     notice = None
-    estimate = kern.compile_estimate(dtype, batch_size, training=training)
+    estimate = kern.compile_estimate(dtype, batch_size, **which)
     if estimate > 0:  # only loading: no notice
         expect = expected_compile_seconds(estimate, dtype)
         what = "kernels" if training else "forward pass"
@@ -59,7 +63,7 @@ def prepare_backend(backend: str, dtype: str, batch_size: int, *, threads: int |
                                              "cached ...",))
         notice.start()
     try:
-        done = kern.warmup(dtype, batch_size, training=training)
+        done = kern.warmup(dtype, batch_size, **which)
     finally:
         if notice is not None:
             notice.cancel()
@@ -70,19 +74,22 @@ def prepare_backend(backend: str, dtype: str, batch_size: int, *, threads: int |
     return done.seconds
 
 
-def inference_backend(requested: str | None, dtype: str, note=lambda message: None) -> str:
+def inference_backend(requested: str | None, dtype: str, first_layer_width: int | None = None,
+                      note=lambda message: None) -> str:
     """The backend to evaluate or predict with: ``requested``, else the default backend.
 
     Except that when no backend was asked for (by option or
     ``$FASTNN_BACKEND``) and the numba forward pass is not compiled on this
-    machine yet (for ``dtype``), it is not worth compiling for this: the NumPy backend scores
+    machine yet (for ``dtype`` and a first layer of ``first_layer_width``
+    units), it is not worth compiling for this: the NumPy backend scores
     the whole test set in milliseconds, against seconds of compiling, and
     gives the same results to float precision. ``note`` is told so.
     """
     if requested is not None or os.environ.get(kernels.BACKEND_ENV_VAR, "").strip():
         return requested or kernels.default_backend()
     backend = kernels.default_backend()
-    if backend == "numba" and not kernels.get_backend("numba").is_cached(dtype, training=False):
+    if backend == "numba" and not kernels.get_backend("numba").is_cached(
+            dtype, training=False, first_layer_width=first_layer_width):
         note("the numba forward pass is not compiled on this machine yet: using the numpy "
              "backend (the same results; a first 'fastnn train' or 'fastnn compile' compiles it)")
         return "numpy"

@@ -193,7 +193,8 @@ def fit(net: Network, x, labels, *, epochs: int = 10, batch_size=64, lr: float |
     # then `saved` holds the parameters to fall back to.
     in_flight = saved = None
     try:
-        history.compile_seconds = kern.warmup(net.dtype, batch).seconds
+        history.compile_seconds = kern.warmup(net.dtype, batch,
+                                              first_layer_width=net.sizes[1]).seconds
         ws = allocate_workspace(net.sizes, batch, net.dtype)
         inputs = kern.prepare_inputs(x)
         rows_per_call = max(1, ROWS_PER_CALL // batch) * batch

@@ -146,7 +146,8 @@ def run(config: RunConfig, events: RunEvents | None = None, *,
     except ValueError as err:
         raise ConfigError(str(err)) from None
     compile_seconds = prepare_backend(config.backend, config.dtype, batch_rows,
-                                      threads=config.threads, note=events.note)
+                                      first_layer_width=net.sizes[1], threads=config.threads,
+                                      note=events.note)
     checkpoints = Checkpointer(config.save, net, record, config.checkpoint_every)
     seen = {"history": resume}
 

@@ -42,10 +42,10 @@ from .numba_affine import (NARROW_LANES, affine_backward_input, affine_backward_
 from .numba_elementwise import (count_correct, output_delta, relu, relu_backward, sgd_update,
                                 sigmoid, sigmoid_backward, sigmoid_cross_entropy, softmax,
                                 softmax_cross_entropy)
-from .numba_engine import (LAYER_SLOTS, engine_unit, engine_units, forward_rows, train_steps,
-                           units_called)
+from .numba_engine import (LAYER_SLOTS, engine_unit, engine_units, forward_rows, is_narrow,
+                           train_steps, units_called)
 from .numba_inputs import check_prepared, prepare_inputs
-from .numba_phases import backward_block, gradient_block
+from .numba_phases import backward_block, gradient_block, narrow_gradient_block
 from .numba_sync import new_sync
 
 NAME = "numba"
@@ -275,7 +275,8 @@ def forward(weights, biases, x, hidden, output, zs, activations):
     skip_zeros = _sparse_first(weights) and all(np.isfinite(w).all() for w in weights)
     weights, biases, zs, activations = _pad(n_layers, weights, biases, zs, activations)
     n_blocks = _blocks_for(n)
-    first_layer = engine_unit("first_layer_block", x.dtype.name, len(weights))
+    first_layer = engine_unit("first_layer_block", x.dtype.name, len(weights),
+                              narrow=is_narrow(weights[0].shape[1]))
     rest = engine_unit("forward_block", x.dtype.name, len(weights))
     order = np.arange(n, dtype=np.int64)
 
@@ -331,14 +332,19 @@ def _gradients(n_layers, x, indptr, indices, values, order, acts, deltas, grad_w
     for i in range(n_layers):
         grad_w[i][:] = 0
         grad_b[i][:] = 0
-    gradient_block(0, 1, order.shape[0], 0, n_layers, indptr, indices, values, x, order,
-                   acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
-                   narrow_grad, touched, touched_list, n_touched, skip_zeros)
     g0 = grad_w[0]
-    if skip_zeros and g0.shape[1] <= NARROW_LANES:  # the gradient is in its 16-lane copy
+    if skip_zeros and g0.shape[1] <= NARROW_LANES:  # the gradient goes to its 16-lane copy
+        narrow_gradient_block(0, 1, order.shape[0], 0, n_layers, indptr, indices, values, x,
+                              order, acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows,
+                              csc_values, narrow_grad, touched, touched_list, n_touched,
+                              skip_zeros)
         for j in range(g0.shape[0]):
             for c in range(g0.shape[1]):
                 g0[j, c] = narrow_grad[j, c]
+    else:
+        gradient_block(0, 1, order.shape[0], 0, n_layers, indptr, indices, values, x, order,
+                       acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
+                       narrow_grad, touched, touched_list, n_touched, skip_zeros)
 
 
 def parameter_gradients(x, activations, deltas, grad_w, grad_b):
@@ -412,7 +418,8 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
         np.zeros(n_in, np.int64),      # touched_list
         np.zeros(n_blocks, np.int64),  # n_touched, per block
         np.ones(n_blocks, np.uint8))   # new_weights_finite, per block
-    units = engine_units(x.dtype, len(weights), units_called(batch_size, order.shape[0]))
+    units = engine_units(x.dtype, len(weights), weights[0].shape[1],
+                         units_called(batch_size, order.shape[0]))
     n_workers = _workers_for(n_blocks)
     sync = new_sync()
     sparse_first = _sparse_first(weights)
@@ -430,57 +437,68 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
 
 # --- compilation ---------------------------------------------------------------------------
 
-def _parts_for(batch_size, training):
+def _parts_for(batch_size, training, first_layer_width):
     """The compiled parts a run needs (see ``numba_compile.py``).
 
     Training: the units `train_steps` calls at this batch size, for a run
     of many rows, and the stand-ins of the others; a run that needs another
     unit later (a last batch of one row, say) compiles it on first use.
-    Otherwise the forward pass alone.
+    Otherwise the forward pass alone. A first layer of at most
+    ``NARROW_LANES`` units (``first_layer_width``; None: a wider one) takes
+    the narrow variants of the units that have one.
     """
     if not training:
-        return numba_compile.FORWARD_PARTS
-    units = units_called(batch_size, None)
-    return numba_compile.training_parts(units)
+        return numba_compile.forward_parts(first_layer_width)
+    return numba_compile.training_parts(units_called(batch_size, None), first_layer_width)
 
 
-def is_compiled(dtype=np.float32, batch_size=64, *, training=True) -> bool:
+def is_compiled(dtype=np.float32, batch_size=64, *, training=True,
+                first_layer_width=None) -> bool:
     """Whether what a run of this batch size needs is compiled or loaded in this process.
 
-    ``training=False`` asks about the forward pass only.
+    ``training=False`` asks about the forward pass only; ``first_layer_width``
+    is the number of units of the network's first layer (None: more than
+    ``NARROW_LANES``, 16).
     """
-    return numba_compile.is_loaded(dtype, _parts_for(batch_size, training))
+    return numba_compile.is_loaded(dtype, _parts_for(batch_size, training, first_layer_width))
 
 
-def is_cached(dtype=np.float32, batch_size=64, *, training=True) -> bool:
+def is_cached(dtype=np.float32, batch_size=64, *, training=True, first_layer_width=None) -> bool:
     """Whether the disk cache holds what a run of this batch size needs, for this CPU.
 
     Then `warmup` only loads. ``training=False`` asks about the forward pass
-    only. A look at the cache's indexes; nothing is loaded.
+    only; ``first_layer_width`` as in `is_compiled`. A look at the cache's
+    indexes; nothing is loaded.
     """
-    return numba_compile.is_cached(dtype, _parts_for(batch_size, training))
+    return numba_compile.is_cached(dtype, _parts_for(batch_size, training, first_layer_width))
 
 
-def compile_estimate(dtype=np.float32, batch_size=64, *, training=True) -> float:
+def compile_estimate(dtype=np.float32, batch_size=64, *, training=True,
+                     first_layer_width=None) -> float:
     """Seconds `warmup` would spend compiling, on the machine the compile costs were measured on.
 
     Zero when everything is loaded or cached; see ``numba_compile.estimate_seconds``.
     """
-    return numba_compile.estimate_seconds(dtype, _parts_for(batch_size, training))
+    return numba_compile.estimate_seconds(dtype,
+                                          _parts_for(batch_size, training, first_layer_width))
 
 
-def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
+def warmup(dtype=np.float32, batch_size=64, *, training=True,
+           first_layer_width=None) -> WarmupInfo:
     """Compile, or load from the disk cache, what a run of ``dtype`` and ``batch_size`` needs.
 
     Training: `prepare_inputs`, the epoch loop and the units it calls at this
     batch size with the threads now in use, and the forward pass that
     validation uses; with ``training=False`` only `prepare_inputs` and the
-    forward pass, which is all that ``evaluate`` and ``predict`` need. When
-    some are not cached and the machine has two cores or more, a second
-    process compiles about half of them meanwhile. Calling it again in the
-    same process is free.
+    forward pass, which is all that ``evaluate`` and ``predict`` need. The
+    units are those of a first layer of ``first_layer_width`` units (None:
+    more than ``NARROW_LANES``, 16; a narrow one runs other variants of two
+    units). When some are not cached and the machine has two cores or more,
+    a second process compiles about half of them meanwhile. Calling it again
+    in the same process is free.
     """
-    return numba_compile.load_or_compile(dtype, _parts_for(batch_size, training))
+    return numba_compile.load_or_compile(dtype,
+                                         _parts_for(batch_size, training, first_layer_width))
 
 
 def compile_all() -> WarmupInfo:

@@ -1,8 +1,9 @@
 """Compiling the engine: the parts a run needs, on first use, in two processes when cold.
 
 A *part* is one compiled function of the engine, named after it: a unit of
-``numba_engine.py`` (``forward_block`` ...), a unit's stand-in
-(``gradient_block_unused`` ...), the drivers ``train_steps`` and
+``numba_engine.py`` (``forward_block`` ...), a unit's variant for a narrow
+first layer (``narrow_first_layer_block``, ``narrow_gradient_block``), a
+unit's stand-in (``gradient_block_unused`` ...), the drivers ``train_steps`` and
 ``forward_rows``, and ``prepare_inputs``. Each compiles on its own, for the
 signature ``numba_engine`` writes out, and is cached on disk; which parts a
 run needs is the backend's call (``numba_backend.warmup``), how they get
@@ -29,16 +30,16 @@ import numpy as np
 from ._jit import compile_stats
 from ._jit import is_cached as _is_cached
 from .common import WarmupInfo
-from .numba_engine import (LAYER_SLOTS, STAND_INS, UNIT_FUNCTIONS, Units, engine_unit,
-                           forward_rows, forward_rows_types, train_steps, train_steps_types)
+from .numba_engine import (LAYER_SLOTS, NARROW_UNITS, STAND_INS, UNIT_FUNCTIONS, Units,
+                           engine_unit, forward_rows, forward_rows_types, is_narrow, train_steps,
+                           train_steps_types)
 from .numba_inputs import count_nonzeros, gather_nonzeros, prepare_inputs
 
-#: Every part: each unit, each stand-in, the two drivers, the inputs' preparation.
-ALL_PARTS = (*Units._fields, *(f"{name}_unused" for name in STAND_INS),
-             "train_steps", "forward_rows", "prepare_inputs")
-
-#: What evaluating and predicting need: the forward pass alone.
-FORWARD_PARTS = ("first_layer_block", "forward_block", "forward_rows", "prepare_inputs")
+#: Every part: each unit, each narrow variant, each stand-in, the two drivers, the
+#: inputs' preparation.
+ALL_PARTS = (*Units._fields, *(f"narrow_{name}" for name in NARROW_UNITS),
+             *(f"{name}_unused" for name in STAND_INS), "train_steps", "forward_rows",
+             "prepare_inputs")
 
 #: Seconds of CPU each part takes to compile from an empty cache (float32, AMD
 #: EPYC Zen 3: each part alone in a fresh process and cache, two rounds on a
@@ -59,6 +60,7 @@ HELPER_START_SECONDS = 0.6
 
 #: The compiled functions behind each part, as ``_jit.is_cached`` checks them.
 _PART_FUNCTIONS = {**dict(zip(Units._fields, ((f,) for f in UNIT_FUNCTIONS))),
+                   **{f"narrow_{name}": (f,) for name, f in NARROW_UNITS.items()},
                    **{f"{name}_unused": (f,) for name, f in STAND_INS.items()},
                    "train_steps": (train_steps,), "forward_rows": (forward_rows,),
                    "prepare_inputs": (count_nonzeros, gather_nonzeros)}
@@ -66,14 +68,27 @@ _PART_FUNCTIONS = {**dict(zip(Units._fields, ((f,) for f in UNIT_FUNCTIONS))),
 _loaded = set()  # (dtype name, part) compiled or loaded in this process
 
 
-def training_parts(units) -> tuple:
+def training_parts(units, first_layer_width) -> tuple:
     """The parts of a training run that calls ``units`` (a set of unit names).
 
-    The units, the stand-ins of the others, both drivers (the forward pass
-    scores validation data) and the inputs' preparation.
+    The units (their narrow variants for a narrow first layer of
+    ``first_layer_width`` units), the stand-ins of the others, both drivers
+    (the forward pass scores validation data) and the inputs' preparation.
     """
-    return (*(name if name in units else f"{name}_unused" for name in Units._fields),
-            "train_steps", "forward_rows", "prepare_inputs")
+    return (*(_unit_part(name, first_layer_width) if name in units else f"{name}_unused"
+              for name in Units._fields), "train_steps", "forward_rows", "prepare_inputs")
+
+
+def forward_parts(first_layer_width) -> tuple:
+    """What evaluating and predicting need: the forward pass alone."""
+    return (_unit_part("first_layer_block", first_layer_width), "forward_block", "forward_rows",
+            "prepare_inputs")
+
+
+def _unit_part(name, first_layer_width) -> str:
+    """The part that serves as unit ``name`` for a first layer of this many units."""
+    narrow = first_layer_width is not None and is_narrow(first_layer_width)
+    return f"narrow_{name}" if name in NARROW_UNITS and narrow else name
 
 
 def is_loaded(dtype, parts) -> bool:
@@ -182,6 +197,8 @@ def _compile_part(dtype, part):
     """Compile (or load) one part for ``dtype`` (a NumPy dtype)."""
     if part in Units._fields:
         engine_unit(part, dtype.name, LAYER_SLOTS)
+    elif part.startswith("narrow_") and part[len("narrow_"):] in NARROW_UNITS:
+        engine_unit(part[len("narrow_"):], dtype.name, LAYER_SLOTS, narrow=True)
     elif part.endswith("_unused") and part[:-len("_unused")] in STAND_INS:
         engine_unit(part[:-len("_unused")], dtype.name, LAYER_SLOTS, stand_in=True)
     elif part == "forward_rows":

@@ -37,8 +37,10 @@ import numpy as np
 from numba import types
 
 from ._jit import first_class_function, jit
+from .numba_affine import NARROW_LANES
 from .numba_phases import (deltas_block, first_layer_block, forward_block, gradient_block,
-                           gradient_update_row, update_block, weights_finite)
+                           gradient_update_row, narrow_first_layer_block, narrow_gradient_block,
+                           update_block, weights_finite)
 from .numba_sync import wait_for_all
 
 
@@ -207,6 +209,15 @@ Units = namedtuple("Units", "first_layer_block forward_block deltas_block gradie
 UNIT_FUNCTIONS = Units(first_layer_block, forward_block, deltas_block, gradient_block,
                        update_block, gradient_update_row)
 
+#: The units that have a variant for a narrow first layer, and that variant.
+NARROW_UNITS = {"first_layer_block": narrow_first_layer_block,
+                "gradient_block": narrow_gradient_block}
+
+
+def is_narrow(first_layer_width) -> bool:
+    """Whether a first layer of this many units runs the narrow variants (`NARROW_UNITS`)."""
+    return first_layer_width <= NARROW_LANES
+
 
 def unit_types(dtype, slots) -> Units:
     """Each unit's ``(argument types, return type)``, for arrays of ``dtype``.
@@ -325,21 +336,29 @@ STAND_INS = {"gradient_block": gradient_block_unused, "update_block": update_blo
 
 
 @functools.lru_cache(maxsize=None)
-def engine_unit(name, dtype_name, slots, *, stand_in=False):
+def engine_unit(name, dtype_name, slots, *, stand_in=False, narrow=False):
     """Unit ``name`` compiled (or loaded from the disk cache) for the dtype, as a function value.
 
-    With ``stand_in``, its stand-in (`STAND_INS`) instead.
+    With ``stand_in``, its stand-in (`STAND_INS`) instead; with ``narrow``,
+    its variant for a narrow first layer where it has one (`NARROW_UNITS`).
     """
     arguments, _ = getattr(unit_types(dtype_name, slots), name)
-    function = STAND_INS[name] if stand_in else getattr(UNIT_FUNCTIONS, name)
+    if stand_in:
+        function = STAND_INS[name]
+    elif narrow and name in NARROW_UNITS:
+        function = NARROW_UNITS[name]
+    else:
+        function = getattr(UNIT_FUNCTIONS, name)
     return first_class_function(function, arguments)
 
 
-def engine_units(dtype, slots, called=frozenset(Units._fields)) -> Units:
-    """The units for ``dtype`` and ``slots``-long layer tuples, compiled on first use.
+def engine_units(dtype, slots, first_layer_width, called=frozenset(Units._fields)) -> Units:
+    """The units for ``dtype``, ``slots``-long layer tuples and a first layer of this
+    many units, compiled on first use.
 
     Units not in ``called`` (see `units_called`) are their stand-ins.
     """
     name = np.dtype(dtype).name
-    return Units(*(engine_unit(unit, name, slots, stand_in=unit not in called)
+    narrow = is_narrow(first_layer_width)
+    return Units(*(engine_unit(unit, name, slots, stand_in=unit not in called, narrow=narrow)
                    for unit in Units._fields))

@@ -10,6 +10,11 @@ engine in ``numba_engine.py``:
 2. per block of weights: `gradient_block` (``grad_w += a.T @ delta``);
 3. per block of weights: `update_block` (``param -= lr * grad``).
 
+A first layer of at most ``NARROW_LANES`` units reads its inputs in other
+loops: its phases 1 and 2 begin with `narrow_first_layer_block` and
+`narrow_gradient_block` instead, which take the same arguments, so a run
+compiles only the variant its network uses.
+
 Phase 1 splits a tile of rows over threads: a row's forward pass and deltas
 need only that row and the fixed weights. Phases 2 and 3 split the weights
 instead: thread t owns first-layer inputs ``bounds[t]:bounds[t+1]`` and the
@@ -58,27 +63,46 @@ def first_layer_block(lo, hi, tile_rows, start, w, b, x, indptr, indices, values
                       skip_zeros):
     """The first layer's ``z[lo:hi] = x @ w + b`` for tile rows lo..hi: phase 1 begins.
 
-    With ``skip_zeros`` it reads each row's nonzero inputs
-    (`narrow_affine_row` for at most ``NARROW_LANES`` units). Without (a
-    first layer of 17-31 units, or a non-finite weight), it gathers the
-    dense rows into ``xb[lo:hi]`` (phase 2 reads them there) and multiplies
-    the block at once, as `forward_block` does the other layers.
+    With ``skip_zeros`` it reads each row's nonzero inputs (`sparse_affine_row`);
+    without (a first layer of 17-31 units, or a non-finite weight), it
+    multiplies the dense rows (`dense_first_layer`). A first layer of at most
+    ``NARROW_LANES`` units runs `narrow_first_layer_block` instead.
     """
-    if skip_zeros and w.shape[1] <= NARROW_LANES:
+    if skip_zeros:
+        for r in range(lo, hi):
+            row = order[start + r]
+            sparse_affine_row(indices, values, indptr[row], indptr[row + 1], w, b, z[r])
+    else:
+        dense_first_layer(lo, hi, tile_rows, start, w, b, x, xb, order, z)
+
+
+@jit(first_class=True)
+def narrow_first_layer_block(lo, hi, tile_rows, start, w, b, x, indptr, indices, values, xb,
+                             order, z, skip_zeros):
+    """`first_layer_block` for a first layer of at most ``NARROW_LANES`` units.
+
+    With ``skip_zeros`` each row's nonzero inputs go to sixteen running sums
+    (`narrow_affine_row`). Its own unit, so that a run compiles only the
+    variant its first layer uses (a second variant in one unit cost a
+    training compile about a second of CPU).
+    """
+    if skip_zeros:
         safe_end = narrow_rows_end(*w.shape)
         for r in range(lo, hi):
             row = order[start + r]
             narrow_affine_row(indices, values, indptr[row], indptr[row + 1], w, b, z[r],
                               safe_end)
-    elif skip_zeros:
-        for r in range(lo, hi):
-            row = order[start + r]
-            sparse_affine_row(indices, values, indptr[row], indptr[row + 1], w, b, z[r])
     else:
-        for r in range(lo, hi):
-            copy_row(x[order[start + r]], xb[r])
-        matmul(xb, w, z, lo, hi, uses_blas(tile_rows, w))
-        add_bias(z, b, lo, hi)
+        dense_first_layer(lo, hi, tile_rows, start, w, b, x, xb, order, z)
+
+
+@jit(internal=True)
+def dense_first_layer(lo, hi, tile_rows, start, w, b, x, xb, order, z):
+    """``z[lo:hi] = x @ w + b`` over dense rows, gathered into ``xb[lo:hi]`` (phase 2 reads them)."""
+    for r in range(lo, hi):
+        copy_row(x[order[start + r]], xb[r])
+    matmul(xb, w, z, lo, hi, uses_blas(tile_rows, w))
+    add_bias(z, b, lo, hi)
 
 
 @jit(first_class=True)
@@ -304,26 +328,54 @@ def gradient_block(t, n_blocks, rows, start, n_layers, indptr, indices, values, 
     The first layer adds ``value * delta`` over each row's nonzero inputs in
     block t (`first_layer_gradient`), and lists the grad_w rows it touched
     in ``touched_list[bounds[t]:bounds[t] + n_touched[t]]`` so the update
-    visits only those. A first layer of at most ``NARROW_LANES`` units
-    instead adds to its 16-lane copy of the gradient, ``narrow_grad``
-    (`narrow_first_layer_gradient`). Without ``skip_zeros`` (a first layer
-    of 17-31 units, or an inf or NaN first-layer delta) every input counts:
-    the product is taken over the dense rows phase 1 gathered into ``xb``.
-    The other layers' blocks are products (`add_matmul_at`); the biases'
-    columns are split the same way.
+    visits only those. Without ``skip_zeros`` (a first layer of 17-31
+    units, or an inf or NaN first-layer delta) every input counts
+    (`dense_first_layer_gradient`). The other layers: `hidden_layers_gradient`.
+    A first layer of at most ``NARROW_LANES`` units runs
+    `narrow_gradient_block` instead.
     """
-    g0 = grad_w[0]
-    d0 = deltas[0]
-    if skip_zeros and g0.shape[1] <= NARROW_LANES:
-        touch_block(t, bounds, touched, touched_list, n_touched)
-        narrow_first_layer_gradient(t, rows, start, indptr, indices, values, order, d0,
-                                    narrow_grad, bounds)
-    elif skip_zeros:
-        first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0, bounds,
-                             col_start, csc_rows, csc_values, touched, touched_list, n_touched)
+    if skip_zeros:
+        first_layer_gradient(t, rows, start, indptr, indices, values, order, deltas[0],
+                             grad_w[0], bounds, col_start, csc_rows, csc_values, touched,
+                             touched_list, n_touched)
     else:
+        dense_first_layer_gradient(t, rows, xb, deltas[0], grad_w[0], bounds, touched,
+                                   touched_list, n_touched)
+    hidden_layers_gradient(t, n_blocks, rows, n_layers, acts, deltas, grad_w, grad_b)
+
+
+@jit(first_class=True)
+def narrow_gradient_block(t, n_blocks, rows, start, n_layers, indptr, indices, values, xb,
+                          order, acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows,
+                          csc_values, narrow_grad, touched, touched_list, n_touched, skip_zeros):
+    """`gradient_block` for a first layer of at most ``NARROW_LANES`` units.
+
+    With ``skip_zeros`` the first layer's gradient goes to its 16-lane copy,
+    ``narrow_grad`` (`narrow_first_layer_gradient`), which `update_block`
+    folds in.
+    """
+    if skip_zeros:
         touch_block(t, bounds, touched, touched_list, n_touched)
-        add_matmul_at(xb, d0, 0, rows, g0, bounds[t], bounds[t + 1], uses_blas(rows, g0))
+        narrow_first_layer_gradient(t, rows, start, indptr, indices, values, order, deltas[0],
+                                    narrow_grad, bounds)
+    else:
+        dense_first_layer_gradient(t, rows, xb, deltas[0], grad_w[0], bounds, touched,
+                                   touched_list, n_touched)
+    hidden_layers_gradient(t, n_blocks, rows, n_layers, acts, deltas, grad_w, grad_b)
+
+
+@jit(internal=True)
+def dense_first_layer_gradient(t, rows, xb, d0, g0, bounds, touched, touched_list, n_touched):
+    """Block t of ``g0 += xb.T @ d0`` over the dense rows phase 1 gathered into ``xb``."""
+    touch_block(t, bounds, touched, touched_list, n_touched)
+    add_matmul_at(xb, d0, 0, rows, g0, bounds[t], bounds[t + 1], uses_blas(rows, g0))
+
+
+@jit(internal=True)
+def hidden_layers_gradient(t, n_blocks, rows, n_layers, acts, deltas, grad_w, grad_b):
+    """Block t of every other layer's ``grad_w += a.T @ delta`` (`add_matmul_at`), and of
+    every bias gradient; block t of a layer is its share of the rows (weights) or columns
+    (biases)."""
     for i in range(1, n_layers):
         k = grad_w[i].shape[0]
         add_matmul_at(acts[i - 1], deltas[i], 0, rows, grad_w[i],

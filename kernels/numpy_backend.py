@@ -16,7 +16,8 @@ from .common import RELU, SIGMOID, SOFTMAX, WarmupInfo, Workspace, check_epoch_a
 NAME = "numpy"
 
 
-def warmup(dtype=np.float32, batch_size=64, *, training=True) -> WarmupInfo:
+def warmup(dtype=np.float32, batch_size=64, *, training=True, first_layer_width=None
+           ) -> WarmupInfo:
     """Nothing to compile for NumPy: no time spent, nothing compiled or loaded."""
     return WarmupInfo(0.0, 0, 0)
 
@@ -26,17 +27,20 @@ def compile_all() -> WarmupInfo:
     return WarmupInfo(0.0, 0, 0)
 
 
-def is_compiled(dtype=np.float32, batch_size=64, *, training=True) -> bool:
+def is_compiled(dtype=np.float32, batch_size=64, *, training=True,
+                first_layer_width=None) -> bool:
     """Always True: NumPy has nothing to compile."""
     return True
 
 
-def compile_estimate(dtype=np.float32, batch_size=64, *, training=True) -> float:
+def compile_estimate(dtype=np.float32, batch_size=64, *, training=True,
+                     first_layer_width=None) -> float:
     """Zero: NumPy has nothing to compile."""
     return 0.0
 
 
-def is_cached(dtype=np.float32, batch_size=64, *, training=True) -> bool:
+def is_cached(dtype=np.float32, batch_size=64, *, training=True, first_layer_width=None
+              ) -> bool:
     """Always True: NumPy has nothing to compile."""
     return True
 

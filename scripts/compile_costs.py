@@ -81,7 +81,10 @@ def default_parts(tree) -> list:
     sys.path.insert(0, str(tree))
     from kernels import numba_compile
     from kernels.numba_engine import units_called
-    return list(numba_compile.training_parts(units_called(64, None)))
+    try:
+        return list(numba_compile.training_parts(units_called(64, None), None))
+    except TypeError:  # a tree from before the narrow first layer's own units
+        return list(numba_compile.training_parts(units_called(64, None)))
 
 
 def main(argv=None) -> int:

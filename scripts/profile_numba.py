@@ -127,7 +127,7 @@ def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden
     lr = np.float32(0.05)
 
     sparse = nb._sparse_first(weights)
-    units = engine_units(np.float32, len(w))
+    units = engine_units(np.float32, len(w), sizes[1])
 
     def step(learn, start, count, update):
         """One threaded region: phase 1, or with ``learn`` phases 2 and 3."""

@@ -39,16 +39,55 @@ def test_the_units_an_epoch_calls(batch_size, n_rows, called):
 
 
 def test_a_run_of_batch_1_does_not_compile_the_batch_phases():
-    parts = set(comp._parts_for(1, training=True))
+    parts = set(comp._parts_for(1, True, 128))
     assert {"gradient_block_unused", "update_block_unused"} <= parts
-    assert not {"gradient_block", "update_block"} & parts
+    assert not {"gradient_block", "narrow_gradient_block", "update_block"} & parts
     assert {"forward_block", "deltas_block", "gradient_update_row", "train_steps",
             "forward_rows", "prepare_inputs"} <= parts
 
 
 def test_evaluating_compiles_the_forward_pass_only():
-    assert set(comp._parts_for(64, training=False)) == {
+    assert set(comp._parts_for(64, False, 128)) == {
         "first_layer_block", "forward_block", "forward_rows", "prepare_inputs"}
+
+
+@pytest.mark.parametrize("width, narrow", [(1, True), (16, True), (17, False), (128, False),
+                                           (None, False)])
+def test_a_first_layer_of_at_most_16_units_compiles_only_the_narrow_variants(width, narrow):
+    training = set(comp._parts_for(64, True, width))
+    forward = set(comp._parts_for(64, False, width))
+    variants = {"first_layer_block", "gradient_block"}
+    if narrow:
+        assert {f"narrow_{name}" for name in variants} <= training
+        assert not variants & (training | forward)
+        assert "narrow_first_layer_block" in forward
+    else:
+        assert variants <= training
+        assert not {f"narrow_{name}" for name in variants} & (training | forward)
+        assert "first_layer_block" in forward
+
+
+@pytest.mark.parametrize("width", [16, 40])
+def test_an_epoch_takes_the_variants_for_its_first_layers_width(width, monkeypatch):
+    """Those `warmup` compiles for that width (`_parts_for`)."""
+    from kernels import numba_engine
+
+    rng = np.random.default_rng(width)
+    sizes = (30, width, 3)
+    x = rng.random((40, sizes[0])).astype(np.float32)
+    x[x < 0.6] = 0
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 40)]
+    weights = tuple(rng.standard_normal((k, m)).astype(np.float32)
+                    for k, m in zip(sizes, sizes[1:]))
+    biases = tuple(np.zeros(m, np.float32) for m in sizes[1:])
+    unit = numba_engine.engine_unit
+    chosen = []
+    monkeypatch.setattr(numba_engine, "engine_unit", lambda name, *args, **options: (
+        chosen.append((name, options.get("narrow"))) or unit(name, *args, **options)))
+    comp.train_epoch(weights, biases, x, y, np.arange(40), 8, 0.1, RELU, SOFTMAX,
+                     allocate_workspace(sizes, 8, np.float32))
+    assert ("first_layer_block", width <= 16) in chosen
+    assert ("gradient_block", width <= 16) in chosen
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 64, 150])
@@ -73,7 +112,7 @@ def test_training_after_compile_all_compiles_nothing(batch_size, threads):
 
 
 def test_parts_are_split_so_that_two_processes_finish_together():
-    parts = numba_compile.training_parts(units_called(64, None))
+    parts = numba_compile.training_parts(units_called(64, None), 128)
     here, elsewhere = numba_compile.split_parts(parts)
     assert sorted(here + elsewhere) == sorted(parts)
     cost = numba_compile.COMPILE_SECONDS.get

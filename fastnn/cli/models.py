@@ -51,9 +51,9 @@ def add_parsers(commands) -> None:
 
 def _prepare_forward(args: argparse.Namespace, net) -> None:
     """Choose the backend (`inference_backend`) and compile or load its forward pass."""
-    args.backend = inference_backend(args.backend, net.dtype.name,
+    args.backend = inference_backend(args.backend, net.dtype.name, net.sizes[1],
                                      note=lambda message: note(args, message))
-    prepare_backend(args.backend, net.dtype.name, 1,
+    prepare_backend(args.backend, net.dtype.name, 1, first_layer_width=net.sizes[1],
                     note=lambda message: note(args, message), training=False)
 
 
