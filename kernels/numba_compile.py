@@ -45,10 +45,14 @@ ALL_PARTS = (*Units._fields, *(f"narrow_{name}" for name in NARROW_UNITS),
 #: EPYC Zen 3: each part alone in a fresh process and cache, two rounds on a
 #: slow stretch of a noisy shared machine, less the 0.25 s a process's first
 #: compile costs on top, scaled by 0.75 to its usual speed; float64 costs
-#: about the same; ``python scripts/compile_costs.py`` measures them). Only
-#: their ratios matter: they split the parts between processes.
-COMPILE_SECONDS = {"gradient_block": 2.2, "first_layer_block": 1.85, "deltas_block": 1.6,
-                   "train_steps": 1.6, "forward_block": 1.4, "update_block": 0.55,
+#: about the same; ``python scripts/compile_costs.py`` measures them). The
+#: first layer's and the gradient's units, and their narrow variants, were
+#: measured after they split in two, against the units before on the same
+#: minutes, and scaled by those ratios. Only their ratios matter: they split
+#: the parts between processes.
+COMPILE_SECONDS = {"deltas_block": 1.6, "train_steps": 1.6, "gradient_block": 1.8,
+                   "narrow_gradient_block": 1.6, "narrow_first_layer_block": 1.5,
+                   "first_layer_block": 1.4, "forward_block": 1.4, "update_block": 0.55,
                    "gradient_update_row": 0.4, "prepare_inputs": 0.35, "forward_rows": 0.3}
 
 #: A stand-in's compile: its signature's typing, an empty body.
