@@ -20,6 +20,18 @@ PHASE_1 = {"first_layer_block", "forward_block", "deltas_block"}
 BATCH_PHASES = {"gradient_block", "update_block"}
 
 
+def small_task(sizes, n, seed):
+    """``(x, y, weights, biases)``: n sparse float32 rows, one-hot targets, a random net."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, sizes[0])).astype(np.float32)
+    x[x < 0.6] = 0
+    y = np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], n)]
+    weights = tuple(rng.standard_normal((k, m)).astype(np.float32)
+                    for k, m in zip(sizes, sizes[1:]))
+    biases = tuple(np.zeros(m, np.float32) for m in sizes[1:])
+    return x, y, weights, biases
+
+
 @pytest.fixture(scope="module", autouse=True)
 def compiled():
     """Every part compiled (or loaded) once per session, as in the parity tests."""
@@ -72,14 +84,8 @@ def test_an_epoch_takes_the_variants_for_its_first_layers_width(width, monkeypat
     """Those `warmup` compiles for that width (`_parts_for`)."""
     from kernels import numba_engine
 
-    rng = np.random.default_rng(width)
     sizes = (30, width, 3)
-    x = rng.random((40, sizes[0])).astype(np.float32)
-    x[x < 0.6] = 0
-    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 40)]
-    weights = tuple(rng.standard_normal((k, m)).astype(np.float32)
-                    for k, m in zip(sizes, sizes[1:]))
-    biases = tuple(np.zeros(m, np.float32) for m in sizes[1:])
+    x, y, weights, biases = small_task(sizes, 40, seed=width)
     unit = numba_engine.engine_unit
     chosen = []
     monkeypatch.setattr(numba_engine, "engine_unit", lambda name, *args, **options: (
@@ -96,14 +102,8 @@ def test_training_after_compile_all_compiles_nothing(batch_size, threads):
     """`train_epoch` calls the drivers with the signatures `compile_parts` compiles."""
     from fastnn.threads import available_threads, limit_threads
 
-    rng = np.random.default_rng(batch_size)
     sizes = (20, 8, 3)
-    x = rng.random((150, sizes[0])).astype(np.float32)
-    x[x < 0.6] = 0
-    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 150)]
-    weights = tuple(rng.standard_normal((k, m)).astype(np.float32)
-                    for k, m in zip(sizes, sizes[1:]))
-    biases = tuple(np.zeros(m, np.float32) for m in sizes[1:])
+    x, y, weights, biases = small_task(sizes, 150, seed=batch_size)
     before = compile_stats()
     with limit_threads(min(threads, available_threads())):
         comp.train_epoch(weights, biases, x, y, np.arange(150), batch_size, 0.1, RELU, SOFTMAX,
