@@ -216,7 +216,8 @@ def test_two_processes_on_a_cold_jit_cache_both_succeed_and_leave_a_usable_cache
         pytest.skip(f"{source} changed during the test, so its cache entries are stale")
     # The cache they wrote side by side is whole: a third process compiles nothing.
     probe = subprocess.run([sys.executable, "-c", "from kernels import numba_backend as nb; "
-                            "info = nb.warmup(); print(info.compiled, info.loaded)"],
+                            "info = nb.warmup(first_layer_width=16); "
+                            "print(info.compiled, info.loaded)"],
                            capture_output=True, text=True, env=env, timeout=600)
     assert probe.returncode == 0, probe.stderr
     compiled, loaded = map(int, probe.stdout.split())
