@@ -91,8 +91,7 @@ def forward_parts(first_layer_width) -> tuple:
 
 def _unit_part(name, first_layer_width) -> str:
     """The part that serves as unit ``name`` for a first layer of this many units."""
-    narrow = first_layer_width is not None and is_narrow(first_layer_width)
-    return f"narrow_{name}" if name in NARROW_UNITS and narrow else name
+    return f"narrow_{name}" if name in NARROW_UNITS and is_narrow(first_layer_width) else name
 
 
 def is_loaded(dtype, parts) -> bool:

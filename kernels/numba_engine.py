@@ -215,8 +215,11 @@ NARROW_UNITS = {"first_layer_block": narrow_first_layer_block,
 
 
 def is_narrow(first_layer_width) -> bool:
-    """Whether a first layer of this many units runs the narrow variants (`NARROW_UNITS`)."""
-    return first_layer_width <= NARROW_LANES
+    """Whether a first layer of this many units runs the narrow variants (`NARROW_UNITS`).
+
+    None stands for a layer wider than ``NARROW_LANES`` (the default networks).
+    """
+    return first_layer_width is not None and first_layer_width <= NARROW_LANES
 
 
 def unit_types(dtype, slots) -> Units:
@@ -340,12 +343,12 @@ def engine_unit(name, dtype_name, slots, *, stand_in=False, narrow=False):
     """Unit ``name`` compiled (or loaded from the disk cache) for the dtype, as a function value.
 
     With ``stand_in``, its stand-in (`STAND_INS`) instead; with ``narrow``,
-    its variant for a narrow first layer where it has one (`NARROW_UNITS`).
+    its variant for a narrow first layer (`NARROW_UNITS`).
     """
     arguments, _ = getattr(unit_types(dtype_name, slots), name)
     if stand_in:
         function = STAND_INS[name]
-    elif narrow and name in NARROW_UNITS:
+    elif narrow:
         function = NARROW_UNITS[name]
     else:
         function = getattr(UNIT_FUNCTIONS, name)
@@ -360,5 +363,6 @@ def engine_units(dtype, slots, first_layer_width, called=frozenset(Units._fields
     """
     name = np.dtype(dtype).name
     narrow = is_narrow(first_layer_width)
-    return Units(*(engine_unit(unit, name, slots, stand_in=unit not in called, narrow=narrow)
+    return Units(*(engine_unit(unit, name, slots, stand_in=unit not in called,
+                               narrow=narrow and unit in NARROW_UNITS)
                    for unit in Units._fields))
