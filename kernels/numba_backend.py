@@ -333,14 +333,15 @@ def _gradients(n_layers, x, indptr, indices, values, order, acts, deltas, grad_w
         grad_w[i][:] = 0
         grad_b[i][:] = 0
     g0 = grad_w[0]
-    if skip_zeros and g0.shape[1] <= NARROW_LANES:  # the gradient goes to its 16-lane copy
+    if g0.shape[1] <= NARROW_LANES:  # the engine's variant for this width (is_narrow)
         narrow_gradient_block(0, 1, order.shape[0], 0, n_layers, indptr, indices, values, x,
                               order, acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows,
                               csc_values, narrow_grad, touched, touched_list, n_touched,
                               skip_zeros)
-        for j in range(g0.shape[0]):
-            for c in range(g0.shape[1]):
-                g0[j, c] = narrow_grad[j, c]
+        if skip_zeros:  # the first layer's gradient went to its 16-lane copy
+            for j in range(g0.shape[0]):
+                for c in range(g0.shape[1]):
+                    g0[j, c] = narrow_grad[j, c]
     else:
         gradient_block(0, 1, order.shape[0], 0, n_layers, indptr, indices, values, x, order,
                        acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,

@@ -465,18 +465,23 @@ def test_narrow_first_layers_of_every_width(width, dtype, driver):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_parameter_gradients(dtype, first_layer):
+@pytest.mark.parametrize("delta", ["finite", "inf"])
+def test_parameter_gradients(delta, dtype, first_layer):
+    """With an inf in the first layer's delta, zero inputs count: ``0 * inf = nan`` as NumPy."""
     rng = rng_for("parameter_gradients", first_layer, dtype)
     sizes = (30, first_layer, 7, 10)
     n = 25
     x = sparse_inputs(rng, n, sizes[0], dtype)
     acts = [normal(rng, (n, m), dtype) for m in sizes[1:]]
     deltas = [normal(rng, (n, m), dtype) for m in sizes[1:]]
+    if delta == "inf":
+        deltas[0][3, 2] = np.inf
     grads = []
     for backend in (ref, comp):
         grad_w = [np.full((k, m), np.nan, dtype) for k, m in zip(sizes, sizes[1:])]
         grad_b = [np.full(m, np.nan, dtype) for m in sizes[1:]]
-        backend.parameter_gradients(x, acts, deltas, grad_w, grad_b)
+        with np.errstate(invalid="ignore"):  # the reference's 0 * inf
+            backend.parameter_gradients(x, acts, deltas, grad_w, grad_b)
         grads.append(grad_w + grad_b)
     for ref_, comp_ in zip(*grads):
         assert_close(comp_, ref_, kernel_tol(dtype))
