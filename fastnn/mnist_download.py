@@ -24,6 +24,9 @@ from .idx import DataError
 #: (connect, read) seconds: an offline machine must fail fast, not hang.
 TIMEOUT = (5, 30)
 
+#: The reason given for a mirror whose host has no address.
+HOST_NOT_FOUND = "host not found (offline?)"
+
 
 class DownloadFailed(Exception):
     """A file could not be fetched from a mirror; ``reason`` says why, in a few words."""
@@ -39,7 +42,7 @@ def retrieve(url: str, md5: str, cache: Path) -> Path:
     Raises `DownloadFailed`.
     """
     if not host_resolves(url):
-        raise DownloadFailed("host not found (offline?)")
+        raise DownloadFailed(HOST_NOT_FOUND)
     import pooch
 
     try:
@@ -122,7 +125,7 @@ def _why(err: Exception, expected_md5: str) -> str:
         return "connection timed out"
     if isinstance(err, requests.ConnectionError):
         if "NameResolution" in text or "resolve" in text:
-            return "host not found (offline?)"
+            return HOST_NOT_FOUND
         if "refused" in text:
             return "connection refused"
         return "cannot connect"
