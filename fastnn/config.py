@@ -42,8 +42,8 @@ class RunConfig:
     ``digits`` (all ten, or a pair), hidden ``layers``, ``hidden`` activation,
     ``init`` ("auto" becomes "he" for ReLU, "lecun" for sigmoid), ``batch_size``
     (an integer or "full"), ``lr`` (default: `presets.default_lr` of the batch
-    size), ``epochs``, ``seed`` (split, weights,
-    shuffling), ``val_size`` (a fraction or a row count), ``dtype``.
+    size), ``epochs``, ``seed`` (split, weights, shuffling), ``val_size`` (a
+    fraction or a row count), ``dtype``.
 
     Execution: ``backend`` (default: `kernels.default_backend`), ``threads``
     (default: every usable core), ``data`` ("auto", "mnist" or "sample"),
