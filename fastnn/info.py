@@ -191,16 +191,23 @@ def jit_cache() -> dict:
     """The JIT cache (`jit_cache_dir`) and what it holds.
 
     ``epoch_loop_dtypes`` lists the dtypes whose training loop is cached
-    fresh (compiled from the current source) for this CPU.
+    fresh (compiled from the current source) for this CPU, for a first layer
+    wider than ``NARROW_LANES`` (16) units; ``narrow_epoch_loop_dtypes`` for
+    a first layer of at most that many, which runs other variants of two
+    kernels.
     """
     import kernels
 
     where, origin = jit_cache_dir()
     entries = list(where.rglob("numba_*.nbi")) if where.is_dir() else []
     numba_backend = kernels.get_backend("numba")
-    loop_dtypes = [dtype for dtype in ("float32", "float64") if numba_backend.is_cached(dtype)]
+    dtypes = ("float32", "float64")
+    loop_dtypes = [dtype for dtype in dtypes if numba_backend.is_cached(dtype)]
+    narrow_dtypes = [dtype for dtype in dtypes if numba_backend.is_cached(
+        dtype, first_layer_width=numba_backend.NARROW_LANES)]
     return {"dir": str(where), "origin": origin, "cached_kernels": len(entries),
-            "epoch_loop_cached": bool(loop_dtypes), "epoch_loop_dtypes": loop_dtypes,
+            "epoch_loop_cached": bool(loop_dtypes or narrow_dtypes),
+            "epoch_loop_dtypes": loop_dtypes, "narrow_epoch_loop_dtypes": narrow_dtypes,
             "last_compiles": last_compiles(where)}
 
 

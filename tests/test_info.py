@@ -7,6 +7,7 @@ import sys
 
 import numba
 import numpy as np
+import pytest
 
 from fastnn import __version__, info, mnist
 from fastnn.cli import main
@@ -43,7 +44,8 @@ def test_info_json_reports_this_installation(tmp_path, monkeypatch):
     assert layer["active"] in layer["available"] and layer["error"] is None
     assert report["jit_cache"] == {"dir": str(tmp_path / "jit"), "origin": "NUMBA_CACHE_DIR",
                                    "cached_kernels": 0, "epoch_loop_cached": False,
-                                   "epoch_loop_dtypes": [], "last_compiles": {}}
+                                   "epoch_loop_dtypes": [], "narrow_epoch_loop_dtypes": [],
+                                   "last_compiles": {}}
     assert report["data"]["mnist_dir"] == str(tmp_path / "mnist")
     assert report["data"]["cache_dir"] == os.environ[mnist.CACHE_DIR_ENV]
     if sys.platform == "linux" and "avx2" in open("/proc/cpuinfo").read():
@@ -88,3 +90,19 @@ def test_an_unloadable_threading_layer_is_reported_not_raised():
     layer = json.loads(result.stdout)
     assert layer["configured"] == "definitely-not"
     assert layer["active"] is None and layer["error"]
+
+
+@pytest.mark.parametrize("wide, narrow, says", [
+    ([], [], "nothing cached yet"),
+    (["float32"], [], "training loop cached for this CPU (float32)"),
+    ([], ["float32"], "training loop cached for this CPU (none; for a first layer of at most 16 "
+                      "units: float32)"),
+    (["float32", "float64"], ["float64"], "(float32, float64; for a first layer of at most 16 "
+                                          "units: float64)"),
+])
+def test_info_says_which_first_layer_widths_the_cached_training_loop_serves(wide, narrow, says):
+    from fastnn.cli.machine import compiled_line
+
+    cache = {"epoch_loop_cached": bool(wide or narrow), "epoch_loop_dtypes": wide,
+             "narrow_epoch_loop_dtypes": narrow, "last_compiles": {}}
+    assert says in compiled_line(cache)

@@ -73,9 +73,14 @@ def info_lines(report: dict) -> list[tuple[str, str | None]]:
 
 def compiled_line(cache: dict) -> str:
     """Whether the training loop is in the JIT cache, and how long compiling took here."""
-    state = (f"training loop cached for this CPU ({', '.join(cache['epoch_loop_dtypes'])})"
-             if cache["epoch_loop_cached"]
-             else "nothing cached yet: the first numba run compiles (or run `fastnn compile`)")
+    wide, narrow = cache["epoch_loop_dtypes"], cache["narrow_epoch_loop_dtypes"]
+    if wide or narrow:
+        state = f"training loop cached for this CPU ({', '.join(wide) or 'none'}"
+        if narrow:
+            state += f"; for a first layer of at most 16 units: {', '.join(narrow)}"
+        state += ")"
+    else:
+        state = "nothing cached yet: the first numba run compiles (or run `fastnn compile`)"
     times = ", ".join(f"{dtype} {noted['seconds']:.0f}s" for dtype, noted
                       in sorted(cache["last_compiles"].items()))
     return f"{state}; last compile: {times}" if times else state
