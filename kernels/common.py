@@ -69,6 +69,9 @@ class Workspace(NamedTuple):
     delta : (batch, sizes[i+1])   gradient of the loss with respect to ``z[i]``
     grad_w : (sizes[i], sizes[i+1])
     grad_b : (sizes[i+1],)
+    kept : dict                   what a backend keeps from one call to the next
+                                  (the numba backend: a full batch's inputs sorted
+                                  by column, see its ``train_epoch``)
 
     A ragged last batch uses the leading rows of each batch buffer.
     """
@@ -80,6 +83,7 @@ class Workspace(NamedTuple):
     delta: tuple
     grad_w: tuple
     grad_b: tuple
+    kept: dict
 
 
 def allocate_workspace(sizes, batch_size: int, dtype) -> Workspace:
@@ -94,6 +98,7 @@ def allocate_workspace(sizes, batch_size: int, dtype) -> Workspace:
         delta=tuple(np.zeros((batch_size, n), dtype) for n in outs),
         grad_w=tuple(np.zeros((m, n), dtype) for m, n in zip(sizes[:-1], outs)),
         grad_b=tuple(np.zeros(n, dtype) for n in outs),
+        kept={},
     )
 
 

@@ -64,7 +64,8 @@ def step_block(t, first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn,
                rows, start, update, n_layers, weights, biases, x, indptr, indices, values, xb,
                y, order, hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b,
                skip_zeros, row_loss, row_hit, row_finite, bounds, col_start, csc_rows,
-               csc_values, narrow_grad, touched, touched_list, n_touched, new_weights_finite):
+               csc_values, tile_slot, sorted_slots, narrow_grad, touched, touched_list,
+               n_touched, new_weights_finite):
     """Block t of a step's region: phase 1 on its share of the tile's ``rows``
     rows, or with ``learn`` phases 2 and 3 on its share of the weights (see
     ``numba_phases.py``); ``update`` after the batch's last tile only.
@@ -72,7 +73,8 @@ def step_block(t, first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn,
     if learn:  # phases 2 and 3 touch only block t's weights: back to back
         gradient_fn(t, n_blocks, rows, start, n_layers, indptr, indices, values, xb, order,
                     acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
-                    narrow_grad, touched, touched_list, n_touched, skip_zeros)
+                    tile_slot, sorted_slots, narrow_grad, touched, touched_list, n_touched,
+                    skip_zeros)
         if update:
             update_fn(t, n_blocks, n_layers, weights, biases, grad_w, grad_b, lr, bounds,
                       touched, touched_list, n_touched, new_weights_finite, narrow_grad)
@@ -90,7 +92,8 @@ def run_step(first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn, lear
              worker, n_workers, sync, rows, start, update, n_layers, weights, biases, x, indptr,
              indices, values, xb, y, order, hidden, output, scale, lr, zs, acts, deltas, grad_w,
              grad_b, skip_zeros, row_loss, row_hit, row_finite, bounds, col_start, csc_rows,
-             csc_values, narrow_grad, touched, touched_list, n_touched, new_weights_finite):
+             csc_values, tile_slot, sorted_slots, narrow_grad, touched, touched_list, n_touched,
+             new_weights_finite):
     """This worker's share of a step's blocks (`step_block`), then the wait for the others.
 
     Worker w of n runs blocks w, w + n, w + 2n ...: the blocks, and with
@@ -102,8 +105,8 @@ def run_step(first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn, lear
                    n_blocks, rows, start, update, n_layers, weights, biases, x, indptr, indices,
                    values, xb, y, order, hidden, output, scale, lr, zs, acts, deltas, grad_w,
                    grad_b, skip_zeros, row_loss, row_hit, row_finite, bounds, col_start,
-                   csc_rows, csc_values, narrow_grad, touched, touched_list, n_touched,
-                   new_weights_finite)
+                   csc_rows, csc_values, tile_slot, sorted_slots, narrow_grad, touched,
+                   touched_list, n_touched, new_weights_finite)
     wait_for_all(sync, n_workers)
 
 
@@ -112,8 +115,8 @@ def train_steps(first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn, r
                 n_blocks, worker, n_workers, sync, sparse_first, n_layers, weights, biases, x,
                 indptr, indices, values, xb, y, order, batch_size, lr, hidden, output, zs, acts,
                 deltas, grad_w, grad_b, bounds, row_loss, row_hit, row_finite, col_start,
-                csc_rows, csc_values, narrow_grad, touched, touched_list, n_touched,
-                new_weights_finite):
+                csc_rows, csc_values, sorted_slots, narrow_grad, touched, touched_list,
+                n_touched, new_weights_finite):
     """Gradient-descent steps over the rows ``order`` in batches; see ``train_epoch``.
 
     The ``*_fn`` arguments are the `engine_units` of the arrays' dtype.
@@ -124,10 +127,14 @@ def train_steps(first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn, r
     Each batch is walked in tiles of ``len(row_loss)`` rows, so that even a
     full-batch step works in cache-sized pieces: phase 1 on the tile, then
     (unless the batch's loss so far is not finite) phase 2, and after the
-    batch's last tile phase 3. Returns ``(loss_sum, n_correct, n_steps)``.
+    batch's last tile phase 3. With a nonempty ``sorted_slots`` the batch is
+    a full batch whose tiles keep their entries sorted by column from step to
+    step (``numba_phases.first_layer_gradient``), tile k in slot k. Returns
+    ``(loss_sum, n_correct, n_steps)``.
     The loss of a batch is summed in the arrays' dtype, like the reference's.
     """
     one, yes, no = np.int64(1), np.bool_(True), np.bool_(False)
+    keep_sorted = sorted_slots.shape[0] > 0
     dtype = row_loss.dtype.type
     step = dtype(lr)
     tile = row_loss.shape[0]
@@ -149,12 +156,14 @@ def train_steps(first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn, r
         hits = 0
         for lo in range(0, m, tile):
             rows = min(m, lo + tile) - lo
+            tile_slot = lo // tile if keep_sorted else -one
             run_step(first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn, no,
                      row_blocks, worker, n_workers, sync, rows, start + lo, no, n_layers,
                      weights, biases, x, indptr, indices, values, xb, y, order, hidden, output,
                      scale, step, zs, acts, deltas, grad_w, grad_b, skip_zeros, row_loss,
-                     row_hit, row_finite, bounds, col_start, csc_rows, csc_values, narrow_grad,
-                     touched, touched_list, n_touched, new_weights_finite)
+                     row_hit, row_finite, bounds, col_start, csc_rows, csc_values, tile_slot,
+                     sorted_slots, narrow_grad, touched, touched_list, n_touched,
+                     new_weights_finite)
             deltas_finite = yes
             for s in range(rows):
                 loss += row_loss[s]
@@ -178,8 +187,9 @@ def train_steps(first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn, r
                      n_blocks, worker, n_workers, sync, rows, start + lo, last_tile, n_layers,
                      weights, biases, x, indptr, indices, values, xb, y, order, hidden, output,
                      scale, step, zs, acts, deltas, grad_w, grad_b, sparse_gradient, row_loss,
-                     row_hit, row_finite, bounds, col_start, csc_rows, csc_values, narrow_grad,
-                     touched, touched_list, n_touched, new_weights_finite)
+                     row_hit, row_finite, bounds, col_start, csc_rows, csc_values, tile_slot,
+                     sorted_slots, narrow_grad, touched, touched_list, n_touched,
+                     new_weights_finite)
             if last_tile:
                 for t in range(n_blocks):
                     skip_zeros = skip_zeros and new_weights_finite[t] == 1
@@ -236,7 +246,8 @@ def unit_types(dtype, slots) -> Units:
     deltas = (t.i8, t.i8, t.i8, t.i8, t.i8, t.mats, t.mat, t.i8s, t.i8, t.i8, t.f, t.mats,
               t.mats, t.mats, t.vec, t.i8s, t.u8s)
     gradient = (t.i8, t.i8, t.i8, t.i8, t.i8, t.i8s, t.i4s, t.vec, t.mat, t.i8s, t.mats, t.mats,
-                t.mats, t.vecs, t.i8s, t.i8s, t.i4s, t.vec, t.mat, t.u8s, t.i8s, t.i8s, t.b1)
+                t.mats, t.vecs, t.i8s, t.i8s, t.i4s, t.vec, t.i8, t.u8s, t.mat, t.u8s, t.i8s,
+                t.i8s, t.b1)
     update = (t.i8, t.i8, t.i8, t.mats, t.vecs, t.mats, t.vecs, t.f, t.i8s, t.u8s, t.i8s, t.i8s,
               t.u8s, t.mat)
     row_update = (t.i8, t.mats, t.vecs, t.mats, t.mats, t.f, t.vec, t.i4s, t.vec, t.i8, t.i8,
@@ -265,7 +276,7 @@ def train_steps_types(dtype, slots) -> tuple:
     return units + (t.i8, t.i8, t.i8, t.i8s, t.b1, t.i8, t.mats, t.vecs, t.mat, t.i8s, t.i4s,
                     t.vec, t.mat, t.mat, t.i8s, t.i8, types.float64, t.i8, t.i8, t.mats, t.mats,
                     t.mats, t.mats, t.vecs, t.i8s, t.vec, t.i8s, t.u8s, t.i8s, t.i4s, t.vec,
-                    t.mat, t.u8s, t.i8s, t.i8s, t.u8s)
+                    t.u8s, t.mat, t.u8s, t.i8s, t.i8s, t.u8s)
 
 
 _Types = namedtuple("_Types", "f mat vec mats vecs i8 b1 i8s i4s u8s")
@@ -316,7 +327,8 @@ def units_called(batch_size, n_rows) -> frozenset:
 @jit(first_class=True)
 def gradient_block_unused(t, n_blocks, rows, start, n_layers, indptr, indices, values, xb,
                           order, acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows,
-                          csc_values, narrow_grad, touched, touched_list, n_touched, skip_zeros):
+                          csc_values, tile_slot, sorted_slots, narrow_grad, touched,
+                          touched_list, n_touched, skip_zeros):
     """Stands in for `gradient_block` where every batch is a single row."""
 
 

@@ -185,50 +185,83 @@ def _first_at_least(indices, lo, hi, bound):
 
 
 @jit(internal=True)
+def sort_by_column(rows, start, indptr, indices, values, order, b0, b1, tile_base, ends,
+                   csc_rows, csc_values):
+    """The tile rows' entries in columns b0..b1, sorted by column, to ``csc_rows/csc_values``.
+
+    A counting sort, which keeps each column's rows in tile order. The
+    entries go after ``tile_base`` and the tile's entries in columns before
+    b0; afterwards column b0 + u holds positions ``ends[u]:ends[u + 1]``
+    (``ends`` has b1 - b0 + 2 elements).
+    """
+    width = b1 - b0
+    for u in range(1, width + 2):
+        ends[u] = 0
+    # Positions are unsigned in the two passes over the entries: indexing
+    # then needs no negative-index wraparound (a fifth of their instructions).
+    one, two = np.uint64(1), np.uint64(2)
+    before = 0  # the tile's entries in columns before b0
+    for r in range(rows):  # count each column's entries
+        row = order[start + r]
+        first = _first_at_least(indices, indptr[row], indptr[row + 1], b0)
+        before += first - indptr[row]
+        p = np.uint64(first)
+        end = np.uint64(indptr[row + 1])
+        while p < end and indices[p] < b1:
+            ends[np.uint64(indices[p] - b0) + two] += 1
+            p += one
+    ends[0] = ends[1] = tile_base + before
+    for u in range(1, width + 1):  # column u - 1 starts at ends[u]
+        ends[u + 1] += ends[u]
+    for r in range(rows):  # place them; ends[u + 1] moves on to the end of column u
+        row = order[start + r]
+        p = np.uint64(_first_at_least(indices, indptr[row], indptr[row + 1], b0))
+        end = np.uint64(indptr[row + 1])
+        while p < end and indices[p] < b1:
+            u = np.uint64(indices[p] - b0) + one
+            q = np.uint64(ends[u])
+            csc_rows[q] = r
+            csc_values[q] = values[p]
+            ends[u] = q + one
+            p += one
+
+
+@jit(internal=True)
 def first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0, bounds,
-                         col_start, csc_rows, csc_values, touched, touched_list, n_touched):
+                         col_start, csc_rows, csc_values, tile_slot, sorted_slots, touched,
+                         touched_list, n_touched):
     """``g0 += x.T @ d0`` on block t's inputs, over the tile rows' nonzero inputs only.
 
-    The tile's entries in block t are first sorted by column (a counting
-    sort, which keeps rows in order), so that each touched row of g0 is
-    read and written once per tile and gets four rows' products per pass,
-    instead of once per entry. Block t uses ``col_start[bounds[t] + t :
-    bounds[t+1] + t + 1]`` and ``csc_rows/csc_values[rows * bounds[t]:]``;
-    the g0 rows it touches for the first time are appended to its part of
+    The tile's entries in block t are sorted by column first
+    (`sort_by_column`), so that each touched row of g0 is read and written
+    once per tile and gets four rows' products per pass, instead of once per
+    entry. With ``tile_slot`` -1 they are sorted into scratch on every call.
+    A full batch, whose tiles are the same rows step after step, keeps them
+    instead (see ``numba_backend.train_epoch``): tile k sorts into slot k
+    of ``col_start`` and the cached ``csc_rows/csc_values`` once, marks
+    ``sorted_slots[k * n_blocks + t]``, and later steps only read them. A
+    slot is ``n_in + 2 * n_blocks + 1`` long: block t's column ends at
+    ``b0 + 2t : b1 + 2t + 2``, then where the tile's entries begin. The g0
+    rows block t touches for the first time are appended to its part of
     ``touched_list``.
     """
     b0, b1 = bounds[t], bounds[t + 1]
-    ends = col_start[b0 + t:b1 + t + 1]
-    ends[:] = 0
-    # Positions are unsigned in the two passes over the entries: indexing
-    # then needs no negative-index wraparound (a fifth of their instructions).
-    one = np.uint64(1)
-    for r in range(rows):  # count each column's entries
-        row = order[start + r]
-        p = np.uint64(_first_at_least(indices, indptr[row], indptr[row + 1], b0))
-        end = np.uint64(indptr[row + 1])
-        while p < end and indices[p] < b1:
-            ends[np.uint64(indices[p] - b0) + one] += 1
-            p += one
-    for u in range(b1 - b0):  # column u's entries start at ends[u]
-        ends[u + 1] += ends[u]
-    base = rows * b0
-    for r in range(rows):  # place them; ends[u] moves on to the end of column u
-        row = order[start + r]
-        p = np.uint64(_first_at_least(indices, indptr[row], indptr[row + 1], b0))
-        end = np.uint64(indptr[row + 1])
-        while p < end and indices[p] < b1:
-            u = np.uint64(indices[p] - b0)
-            q = np.uint64(base + ends[u])
-            csc_rows[q] = r
-            csc_values[q] = values[p]
-            ends[u] += 1
-            p += one
+    n_blocks = bounds.shape[0] - 1
+    slot_size = g0.shape[0] + 2 * n_blocks + 1
+    slot = max(tile_slot, 0) * slot_size
+    ends = col_start[slot + b0 + 2 * t:slot + b1 + 2 * t + 2]
+    if tile_slot < 0:
+        sort_by_column(rows, start, indptr, indices, values, order, b0, b1, 0, ends, csc_rows,
+                       csc_values)
+    elif sorted_slots[tile_slot * n_blocks + t] == 0:
+        sort_by_column(rows, start, indptr, indices, values, order, b0, b1,
+                       col_start[slot + slot_size - 1], ends, csc_rows, csc_values)
+        sorted_slots[tile_slot * n_blocks + t] = 1
     m = g0.shape[1]
     count = n_touched[t]  # local: the counts of all blocks share a cache line
-    q = base
+    q = ends[0]
     for u in range(b1 - b0):
-        end = base + ends[u]
+        end = ends[u + 1]
         if q == end:
             continue
         j = b0 + u
@@ -322,7 +355,8 @@ def touch_block(t, bounds, touched, touched_list, n_touched):
 @jit(first_class=True)
 def gradient_block(t, n_blocks, rows, start, n_layers, indptr, indices, values, xb, order,
                    acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows, csc_values,
-                   narrow_grad, touched, touched_list, n_touched, skip_zeros):
+                   tile_slot, sorted_slots, narrow_grad, touched, touched_list, n_touched,
+                   skip_zeros):
     """Phase 2, block t: add tile rows 0..rows to block t of every gradient.
 
     The first layer adds ``value * delta`` over each row's nonzero inputs in
@@ -336,8 +370,8 @@ def gradient_block(t, n_blocks, rows, start, n_layers, indptr, indices, values, 
     """
     if skip_zeros:
         first_layer_gradient(t, rows, start, indptr, indices, values, order, deltas[0],
-                             grad_w[0], bounds, col_start, csc_rows, csc_values, touched,
-                             touched_list, n_touched)
+                             grad_w[0], bounds, col_start, csc_rows, csc_values, tile_slot,
+                             sorted_slots, touched, touched_list, n_touched)
     else:
         dense_first_layer_gradient(t, rows, xb, deltas[0], grad_w[0], bounds, touched,
                                    touched_list, n_touched)
@@ -347,7 +381,8 @@ def gradient_block(t, n_blocks, rows, start, n_layers, indptr, indices, values, 
 @jit(first_class=True)
 def narrow_gradient_block(t, n_blocks, rows, start, n_layers, indptr, indices, values, xb,
                           order, acts, deltas, grad_w, grad_b, bounds, col_start, csc_rows,
-                          csc_values, narrow_grad, touched, touched_list, n_touched, skip_zeros):
+                          csc_values, tile_slot, sorted_slots, narrow_grad, touched,
+                          touched_list, n_touched, skip_zeros):
     """`gradient_block` for a first layer of at most ``NARROW_LANES`` units.
 
     With ``skip_zeros`` the first layer's gradient goes to its 16-lane copy,

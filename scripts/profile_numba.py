@@ -52,16 +52,16 @@ def _forward(first_layer_fn, forward_fn, n_blocks, rows, start, n_layers, weight
 def _step(first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn, learn, n_blocks, rows,
           start, update, n_layers, weights, biases, x, indptr, indices, values, xb, y, order,
           hidden, output, scale, lr, zs, acts, deltas, grad_w, grad_b, skip_zeros, row_loss,
-          row_hit, row_finite, bounds, col_start, csc_rows, csc_values, narrow_grad, touched,
-          touched_list, n_touched, new_weights_finite):
+          row_hit, row_finite, bounds, col_start, csc_rows, csc_values, tile_slot, sorted_slots,
+          narrow_grad, touched, touched_list, n_touched, new_weights_finite):
     """A step's blocks (`step_block`: phase 1, or with ``learn`` phases 2 and 3) over threads."""
     for t in numba.prange(n_blocks):
         step_block(np.int64(t), first_layer_fn, forward_fn, deltas_fn, gradient_fn, update_fn,
                    learn, n_blocks, rows, start, update, n_layers, weights, biases, x, indptr,
                    indices, values, xb, y, order, hidden, output, scale, lr, zs, acts, deltas,
                    grad_w, grad_b, skip_zeros, row_loss, row_hit, row_finite, bounds, col_start,
-                   csc_rows, csc_values, narrow_grad, touched, touched_list, n_touched,
-                   new_weights_finite)
+                   csc_rows, csc_values, tile_slot, sorted_slots, narrow_grad, touched,
+                   touched_list, n_touched, new_weights_finite)
 
 
 def parse_args():
@@ -71,6 +71,8 @@ def parse_args():
     parser.add_argument("--batch", default="64", help="rows per step, or 'full'")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--digits", type=int, nargs=2, metavar=("A", "B"),
+                        help="a binary task, A against B (one sigmoid output), as C4")
     return parser.parse_args()
 
 
@@ -78,8 +80,15 @@ def main():
     args = parse_args()
     data = mnist.load("mnist", download=False)
     x = scale_pixels(data.train_images)
-    y = np.eye(10, dtype=np.float32)[data.train_labels]
-    sizes = (784, *args.layers, 10)
+    if args.digits:
+        keep = np.isin(data.train_labels, args.digits)
+        x = x[keep]
+        y = (data.train_labels[keep] == args.digits[1]).astype(np.float32)[:, None]
+        output = SIGMOID
+    else:
+        y = np.eye(10, dtype=np.float32)[data.train_labels]
+        output = SOFTMAX
+    sizes = (784, *args.layers, y.shape[1])
     n = x.shape[0]
     batch = n if args.batch == "full" else int(args.batch)
     hidden = SIGMOID if args.hidden == "sigmoid" else RELU
@@ -99,16 +108,17 @@ def main():
         for _ in range(args.repeat):
             w, b = tuple(a.copy() for a in weights), tuple(a.copy() for a in biases)
             started = time.perf_counter()
-            nb.train_epoch(w, b, inputs, y, order, batch, 0.05, hidden, SOFTMAX, ws)
+            nb.train_epoch(w, b, inputs, y, order, batch, 0.05, hidden, output, ws)
             epochs.append(time.perf_counter() - started)
         print(f"train_epoch: min {min(epochs):.4f}s, median {statistics.median(epochs):.4f}s")
-        phases = profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden, ws)
+        phases = profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden,
+                                output, ws)
     total = sum(phases.values())
     for name, seconds in phases.items():
         print(f"  {name:<34} {seconds:.4f}s  {seconds / total:6.1%}")
 
 
-def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden, ws):
+def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden, output, ws):
     """Seconds in each phase over one epoch, the Python call cost taken out."""
     x, indptr, indices, values = inputs
     n_layers = len(sizes) - 1
@@ -121,6 +131,11 @@ def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden
     col_start, csc_rows, csc_values, narrow_grad = nb._column_scratch(tile, 784, n_blocks,
                                                                       np.float32)
     bounds = np.array([784 * t // n_blocks for t in range(n_blocks + 1)], np.int64)
+    # A full batch keeps its tiles' entries sorted by column, as train_epoch does.
+    kept = nb._kept_sorted_columns(ws, inputs, order, batch, tile, bounds)
+    sorted_slots = np.zeros(0, np.uint8)
+    if kept is not None:
+        col_start, csc_rows, csc_values, sorted_slots = kept
     touched, touched_list = np.zeros(784, np.uint8), np.zeros(784, np.int64)
     n_touched, finite = np.zeros(n_blocks, np.int64), np.ones(n_blocks, np.uint8)
     scale = np.float32(1 / batch)
@@ -133,15 +148,15 @@ def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden
         """One threaded region: phase 1, or with ``learn`` phases 2 and 3."""
         _step(units.first_layer_block, units.forward_block, units.deltas_block,
               units.gradient_block, units.update_block, learn, n_blocks, count, start, update,
-              n_layers, w, b, x, indptr, indices, values, ws.x, y, order, hidden, SOFTMAX, scale,
+              n_layers, w, b, x, indptr, indices, values, ws.x, y, order, hidden, output, scale,
               lr, zs, acts, deltas, grad_w, grad_b, sparse, row_loss, row_hit, row_finite,
-              bounds, col_start, csc_rows, csc_values, narrow_grad, touched, touched_list,
-              n_touched, finite)
+              bounds, col_start, csc_rows, csc_values, start // tile if kept and count else -1,
+              sorted_slots, narrow_grad, touched, touched_list, n_touched, finite)
 
     def rows(train, start, count):
         if not train:
             _forward(units.first_layer_block, units.forward_block, n_blocks, count, start,
-                     n_layers, w, b, x, indptr, indices, values, ws.x, order, hidden, SOFTMAX, zs,
+                     n_layers, w, b, x, indptr, indices, values, ws.x, order, hidden, output, zs,
                      acts, sparse)
             return
         step(False, start, count, False)
@@ -159,6 +174,9 @@ def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden
     learn(0, 0, False)  # compiles the drivers above before anything is timed
     rows(True, 0, 0)
     empty = min(timed(rows, False, 0, 0) for _ in range(200))  # a call that does no work
+    if kept is not None:  # the first step sorts the kept entries; time the steps after it
+        for start, count in tiles:
+            learn(start, count, False)
     seconds = {"phase 1: forward": 0.0, "phase 1: loss and deltas": 0.0,
                "phases 2+3: gradients and update": 0.0, "calls from Python (taken out)": 0.0}
     for start, count in tiles:

@@ -511,6 +511,49 @@ def test_big_batches_are_walked_in_tiles(monkeypatch, driver, first_layer):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_a_full_batch_sorts_its_inputs_by_column_once(monkeypatch, driver, first_layer, dtype):
+    """Epoch after epoch of a full batch read the entries sorted at the first step,
+    and step exactly as epochs that sort them again; another order sorts anew."""
+    monkeypatch.setattr(comp, "TILE_ROWS", 5)
+    rng = rng_for("kept columns", dtype)
+    sizes, output, x, y = task_data(rng, "softmax-10", 43, dtype, first_layer)
+    weights, biases = network(rng, sizes, dtype)
+    inputs = comp.prepare_inputs(x)
+    kept_ws = allocate_workspace(sizes, 43, dtype)
+    kept, fresh = (copies(weights), copies(biases)), (copies(weights), copies(biases))
+    sparse_wide = first_layer > NARROW_LANES and comp._sparse_first([np.zeros((1, first_layer))])
+    arrays = []
+    for order in (rng.permutation(43), rng.permutation(43), rng.permutation(43)[:30]):
+        args = (inputs, y, order, 43, 0.3, RELU, output)
+        kept_run = comp.train_epoch(*kept, *args, kept_ws)
+        fresh_run = comp.train_epoch(*fresh, *args, allocate_workspace(sizes, 43, dtype))
+        assert kept_run == fresh_run
+        for kept_, fresh_ in zip(kept[0] + kept[1], fresh[0] + fresh[1]):
+            np.testing.assert_array_equal(kept_, fresh_)
+        sorted_columns = kept_ws.kept.get("sorted_columns")
+        if not sparse_wide:
+            assert sorted_columns is None  # only the wide sparse first layer sorts
+            continue
+        assert np.array_equal(sorted_columns.order, np.sort(order))
+        assert sorted_columns.arrays[3].all()  # every tile's every block, sorted once
+        arrays.append(sorted_columns.arrays)
+    assert kept_run[2] == 1
+    if sparse_wide:  # the second epoch read the first's; the third, other rows, sorted anew
+        assert arrays[1] is arrays[0] and arrays[2] is not arrays[0]
+
+
+def test_mini_batches_keep_no_sorted_inputs(monkeypatch):
+    """Batches of other rows at every step sort into scratch: nothing is kept."""
+    monkeypatch.setattr(comp, "SPARSE_MIN_WIDTH", 1)
+    rng = rng_for("no kept columns")
+    sizes, output, x, y = task_data(rng, "softmax-10", 43, np.float64, 20)
+    weights, biases = network(rng, sizes, np.float64)
+    ws = allocate_workspace(sizes, 16, np.float64)
+    comp.train_epoch(weights, biases, x, y, rng.permutation(43), 16, 0.3, RELU, output, ws)
+    assert ws.kept == {}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch_size", [1, 16])
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("power", [0.5, 1.0], ids=["lr=sqrt(max)", "lr=max"])
