@@ -2,9 +2,10 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE FASTNN_DATA_DIR=../shared/mnist \\
         python scripts/profile_numba.py [--layers 128 64] [--hidden sigmoid] [--batch 64]
-        [--threads 2] [--repeat 3]
+        [--threads 2] [--repeat 3] [--digits 0 1]
 
-On full MNIST (60,000 rows, float32), after `prepare_inputs`:
+On full MNIST (60,000 rows, float32; with ``--digits A B`` the rows of
+those two digits and one sigmoid output, as C4), after `prepare_inputs`:
 
 1. ``train_epoch`` as users call it (min and median of ``--repeat`` epochs).
 2. The same steps driven from Python one phase at a time, through the
@@ -13,7 +14,9 @@ On full MNIST (60,000 rows, float32), after `prepare_inputs`:
    (``train=False``), phase 1 whole (forward, loss, deltas), and phases 2+3
    (gradients, update). Each region is timed with
    ``perf_counter``; the cost of a call from Python is measured on an empty
-   tile and subtracted. Shares are of the sum of the phases.
+   tile and subtracted. Shares are of the sum of the phases. A full batch
+   is timed as training runs it after its first step, which sorts the
+   inputs by column once for the steps after it.
 
 It reads the engine's functions, so it follows them: if a phase is renamed
 it fails loudly rather than measuring something else.
