@@ -250,13 +250,13 @@ def first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0,
     slot_size = g0.shape[0] + 2 * n_blocks + 1
     slot = max(tile_slot, 0) * slot_size
     ends = col_start[slot + b0 + 2 * t:slot + b1 + 2 * t + 2]
-    if tile_slot < 0:
-        sort_by_column(rows, start, indptr, indices, values, order, b0, b1, 0, ends, csc_rows,
-                       csc_values)
-    elif sorted_slots[tile_slot * n_blocks + t] == 0:
-        sort_by_column(rows, start, indptr, indices, values, order, b0, b1,
-                       col_start[slot + slot_size - 1], ends, csc_rows, csc_values)
-        sorted_slots[tile_slot * n_blocks + t] = 1
+    kept = tile_slot >= 0
+    if not kept or sorted_slots[tile_slot * n_blocks + t] == 0:  # one call: inlined once
+        tile_base = col_start[slot + slot_size - 1] if kept else 0
+        sort_by_column(rows, start, indptr, indices, values, order, b0, b1, tile_base, ends,
+                       csc_rows, csc_values)
+        if kept:
+            sorted_slots[tile_slot * n_blocks + t] = 1
     m = g0.shape[1]
     count = n_touched[t]  # local: the counts of all blocks share a cache line
     # Positions and rows unsigned, as in the sort: 8.9 against 10.2 ns per
