@@ -256,8 +256,8 @@ def _kept_sorted_columns(ws, inputs, order, batch_size, tile, bounds):
         return None
     kept = ws.kept.get("sorted_columns")
     if (kept is not None and kept.indptr is inputs.indptr and kept.indices is inputs.indices
-            and kept.values is inputs.values and kept.tile == tile and np.array_equal(kept.bounds, bounds)
-            and np.array_equal(kept.order, order)):
+            and kept.values is inputs.values and kept.tile == tile
+            and np.array_equal(kept.bounds, bounds) and np.array_equal(kept.order, order)):
         return kept.arrays
     n_tiles = -(-n // tile)
     slot_size = n_in + 2 * n_blocks + 1
