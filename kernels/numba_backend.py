@@ -427,6 +427,9 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
     x : the inputs as returned by `prepare_inputs` (N rows of n_in). A plain
         (N, n_in) array is accepted too and prepared on every call, which
         costs a pass over all of it: prepare once when calling repeatedly.
+        Do not change the prepared arrays in place between calls with one
+        workspace: a full batch keeps their entries, sorted by column, in
+        ``ws`` (`_kept_sorted_columns`); change x, prepare anew.
     y : (N, n_out) one-hot (or 0/1) targets, of the inputs' dtype.
     order : (n,) int64 row indices; each batch takes the next ``batch_size`` of
         them (the last may be short) and visits its rows in ascending order.
