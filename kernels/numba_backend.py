@@ -7,6 +7,7 @@ meanings are the same. The work is done in small modules, one job each:
 ``numba_affine``       products: BLAS for big blocks, loops for small ones,
                        the sparse first layer
 ``numba_inputs``       `prepare_inputs`: each row's nonzero pixels, found once
+``numba_columns``      a full batch's pixels sorted by column, kept between steps
 ``numba_phases``       the phases of a step, named after the reference's
 ``numba_engine``       the epoch loop over those phases, on one thread or several
 ``numba_sync``         the barrier where the engine's threads meet between phases
@@ -27,7 +28,6 @@ float environment is the process's (see ``_jit.py``).
 from __future__ import annotations
 
 import time
-from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -40,6 +40,7 @@ from ._jit import compile_stats, jit
 from .common import RELU, PreparedInputs, WarmupInfo, Workspace, check_epoch_args
 from .numba_affine import (NARROW_LANES, affine_backward_input, affine_backward_params,
                            affine_forward)
+from .numba_columns import kept_sorted_columns
 from .numba_elementwise import (count_correct, output_delta, relu, relu_backward, sgd_update,
                                 sigmoid, sigmoid_backward, sigmoid_cross_entropy, softmax,
                                 softmax_cross_entropy)
@@ -222,7 +223,9 @@ def _column_scratch(rows, n_in, n_blocks, dtype):
     """Room to sort a tile's first-layer entries by column: column ends, rows, values.
 
     Left uninitialised: `first_layer_gradient` writes the ends and reads only
-    the entries it has written. Then the narrow first layer's gradient, 16
+    the entries it has written. The ends are one slot of ``numba_columns.py``'s
+    layout (two per block more than the inputs, and where the tile's entries
+    begin, unused here). Then the narrow first layer's gradient, 16
     lanes per input (``numba_phases.narrow_first_layer_gradient``), zeroed:
     the update clears what phase 2 adds.
     """
@@ -234,45 +237,14 @@ def _column_scratch(rows, n_in, n_blocks, dtype):
 _SORT_EVERY_STEP = np.zeros(0, np.uint8)
 
 
-def _kept_sorted_columns(ws, inputs, order, batch_size, tile, bounds):
-    """A full batch's first-layer entries sorted by column, kept in ``ws`` from step to step.
+def _may_keep_sorted_columns(batch_size, n, width) -> bool:
+    """Whether a call's sort by column may be kept for the next (``numba_columns.py``).
 
-    A full batch's tiles hold the same rows at every step (each batch is
-    visited in ascending order: `_batches_in_storage_order`), so the sort
-    by column of each tile's entries that the first layer's gradient starts
-    with (``numba_phases.first_layer_gradient``) comes out the same every
-    time: the first step sorts them into these arrays, later steps and
-    epochs read them (784-128-64-1 at full batch: the sort was two fifths
-    of the first layer's gradient). Returns ``(col_start, csc_rows,
-    csc_values, sorted_slots)`` for `train_steps`: the arrays kept in
-    ``ws.kept`` for these inputs, order, tiles and blocks, made anew when
-    any of them differs. Other runs (several batches per call, a narrow or
-    dense first layer) get None and sort into scratch.
+    A call of one batch of two rows or more (a full batch, when it comes
+    again), through the wide sparse first layer: the narrow and dense ones
+    do not sort.
     """
-    n, n_in = order.shape[0], inputs.x.shape[1]
-    n_blocks = bounds.shape[0] - 1
-    width = ws.grad_w[0].shape[1]
-    if batch_size < n or n < 2 or is_narrow(width) or width < SPARSE_MIN_WIDTH:
-        return None
-    kept = ws.kept.get("sorted_columns")
-    if (kept is not None and kept.indptr is inputs.indptr and kept.indices is inputs.indices
-            and kept.values is inputs.values and kept.tile == tile
-            and np.array_equal(kept.bounds, bounds) and np.array_equal(kept.order, order)):
-        return kept.arrays
-    n_tiles = -(-n // tile)
-    slot_size = n_in + 2 * n_blocks + 1
-    entries = np.diff(inputs.indptr)[order]
-    tile_base = np.concatenate(([0], np.cumsum(np.add.reduceat(entries, np.arange(0, n, tile)))))
-    col_start = np.zeros((n_tiles, slot_size), np.int64)
-    col_start[:, -1] = tile_base[:-1]  # where each tile's entries begin
-    arrays = (col_start.reshape(-1), np.empty(tile_base[-1], np.int32),
-              np.empty(tile_base[-1], inputs.values.dtype), np.zeros(n_tiles * n_blocks, np.uint8))
-    ws.kept["sorted_columns"] = _SortedColumns(inputs.indptr, inputs.indices, inputs.values, tile,
-                                               bounds.copy(), order.copy(), arrays)
-    return arrays
-
-
-_SortedColumns = namedtuple("_SortedColumns", "indptr indices values tile bounds order arrays")
+    return batch_size >= n >= 2 and not is_narrow(width) and width >= SPARSE_MIN_WIDTH
 
 
 def _check_writeable(arrays):
@@ -429,7 +401,7 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
         costs a pass over all of it: prepare once when calling repeatedly.
         Do not change the prepared arrays in place between calls with one
         workspace: a full batch keeps their entries, sorted by column, in
-        ``ws`` (`_kept_sorted_columns`); change x, prepare anew.
+        ``ws`` (``numba_columns.py``); change x, prepare anew.
     y : (N, n_out) one-hot (or 0/1) targets, of the inputs' dtype.
     order : (n,) int64 row indices; each batch takes the next ``batch_size`` of
         them (the last may be short) and visits its rows in ascending order.
@@ -465,9 +437,10 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
     bounds = _input_bounds(inputs.indices, n_in, n_blocks)
     col_start, csc_rows, csc_values, narrow_grad = _column_scratch(tile, n_in, n_blocks, x.dtype)
     sorted_slots = _SORT_EVERY_STEP
-    kept = _kept_sorted_columns(ws, inputs, order, batch_size, tile, bounds)
-    if kept is not None:
-        col_start, csc_rows, csc_values, sorted_slots = kept
+    if _may_keep_sorted_columns(batch_size, order.shape[0], ws.grad_w[0].shape[1]):
+        kept = kept_sorted_columns(ws.kept, inputs, order, tile, bounds)
+        if kept is not None:
+            col_start, csc_rows, csc_values, sorted_slots = kept
     scratch = (
         bounds,
         *_row_scratch(tile, x.dtype),

@@ -211,9 +211,9 @@ def sort_by_column(rows, start, indptr, indices, values, order, b0, b1, tile_bas
             ends[np.uint64(indices[p] - b0) + two] += 1
             p += one
     ends[0] = ends[1] = tile_base + before
-    for u in range(1, width + 1):  # column u - 1 starts at ends[u]
+    for u in range(1, width + 1):  # column b0 + u - 1 starts at ends[u]
         ends[u + 1] += ends[u]
-    for r in range(rows):  # place them; ends[u + 1] moves on to the end of column u
+    for r in range(rows):  # place them; ends[u] moves on to the end of column b0 + u - 1
         row = order[start + r]
         p = np.uint64(_first_at_least(indices, indptr[row], indptr[row + 1], b0))
         end = np.uint64(indptr[row + 1])
@@ -237,25 +237,24 @@ def first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0,
     once per tile and gets four rows' products per pass, instead of once per
     entry. With ``tile_slot`` -1 they are sorted into scratch on every call.
     A full batch, whose tiles are the same rows step after step, keeps them
-    instead (see ``numba_backend.train_epoch``): tile k sorts into slot k
-    of ``col_start`` and the cached ``csc_rows/csc_values`` once, marks
-    ``sorted_slots[k * n_blocks + t]``, and later steps only read them. A
-    slot is ``n_in + 2 * n_blocks + 1`` long: block t's column ends at
-    ``b0 + 2t : b1 + 2t + 2``, then where the tile's entries begin. The g0
-    rows block t touches for the first time are appended to its part of
-    ``touched_list``.
+    instead (``numba_columns.py``, which describes the slots): tile k sorts
+    into slot k of ``col_start`` and the kept ``csc_rows/csc_values`` once,
+    marks ``sorted_slots[k * n_blocks + t]``, and later steps only read
+    them. The g0 rows block t touches for the first time are appended to its
+    part of ``touched_list``.
     """
     b0, b1 = bounds[t], bounds[t + 1]
     n_blocks = bounds.shape[0] - 1
     slot_size = g0.shape[0] + 2 * n_blocks + 1
     slot = max(tile_slot, 0) * slot_size
     ends = col_start[slot + b0 + 2 * t:slot + b1 + 2 * t + 2]
-    kept = tile_slot >= 0
-    if not kept or sorted_slots[tile_slot * n_blocks + t] == 0:  # one call: inlined once
-        tile_base = col_start[slot + slot_size - 1] if kept else 0
+    in_slot = tile_slot >= 0
+    # The only call of sort_by_column here, so that it is compiled in once.
+    if not in_slot or sorted_slots[tile_slot * n_blocks + t] == 0:
+        tile_base = col_start[slot + slot_size - 1] if in_slot else 0
         sort_by_column(rows, start, indptr, indices, values, order, b0, b1, tile_base, ends,
                        csc_rows, csc_values)
-        if kept:
+        if in_slot:
             sorted_slots[tile_slot * n_blocks + t] = 1
     m = g0.shape[1]
     count = n_touched[t]  # local: the counts of all blocks share a cache line

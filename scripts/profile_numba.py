@@ -36,6 +36,7 @@ from fastnn.data import scale_pixels
 from fastnn.threads import limit_threads
 from kernels import numba_backend as nb
 from kernels.common import RELU, SIGMOID, SOFTMAX, allocate_workspace
+from kernels.numba_columns import new_sorted_columns
 from kernels.numba_engine import engine_units, step_block
 
 
@@ -134,11 +135,10 @@ def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden
     col_start, csc_rows, csc_values, narrow_grad = nb._column_scratch(tile, 784, n_blocks,
                                                                       np.float32)
     bounds = np.array([784 * t // n_blocks for t in range(n_blocks + 1)], np.int64)
-    # A full batch keeps its tiles' entries sorted by column, as train_epoch does.
-    kept = nb._kept_sorted_columns(ws, inputs, order, batch, tile, bounds)
-    sorted_slots = np.zeros(0, np.uint8)
-    if kept is not None:
-        col_start, csc_rows, csc_values, sorted_slots = kept
+    # A full batch keeps its tiles' entries sorted by column, as train_epoch does
+    # from its second epoch on; calls on an empty tile sort into scratch.
+    scratch = col_start, csc_rows, csc_values, np.zeros(0, np.uint8)
+    kept = new_sorted_columns(inputs, order, tile, n_blocks) if batch >= order.shape[0] else None
     touched, touched_list = np.zeros(784, np.uint8), np.zeros(784, np.int64)
     n_touched, finite = np.zeros(n_blocks, np.int64), np.ones(n_blocks, np.uint8)
     scale = np.float32(1 / batch)
@@ -149,12 +149,14 @@ def profile_phases(args, sizes, weights, biases, inputs, y, order, batch, hidden
 
     def step(learn, start, count, update):
         """One threaded region: phase 1, or with ``learn`` phases 2 and 3."""
+        in_slot = kept is not None and count > 0
+        columns, tile_slot = (kept, start // tile) if in_slot else (scratch, -1)
         _step(units.first_layer_block, units.forward_block, units.deltas_block,
               units.gradient_block, units.update_block, learn, n_blocks, count, start, update,
               n_layers, w, b, x, indptr, indices, values, ws.x, y, order, hidden, output, scale,
               lr, zs, acts, deltas, grad_w, grad_b, sparse, row_loss, row_hit, row_finite,
-              bounds, col_start, csc_rows, csc_values, start // tile if kept and count else -1,
-              sorted_slots, narrow_grad, touched, touched_list, n_touched, finite)
+              bounds, *columns[:3], tile_slot, columns[3], narrow_grad, touched, touched_list,
+              n_touched, finite)
 
     def rows(train, start, count):
         if not train:

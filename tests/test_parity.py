@@ -511,35 +511,59 @@ def test_big_batches_are_walked_in_tiles(monkeypatch, driver, first_layer):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_a_full_batch_sorts_its_inputs_by_column_once(monkeypatch, driver, first_layer, dtype):
-    """Epoch after epoch of a full batch read the entries sorted at the first step,
-    and step exactly as epochs that sort them again; another order sorts anew."""
+def test_a_full_batch_keeps_its_inputs_sorted_by_column(monkeypatch, driver, first_layer, dtype):
+    """From the second epoch of one order on, a full batch's tiles keep their sort by
+    column, and every epoch steps exactly as one that sorts anew; other inputs or
+    another order are sorted anew, and kept from their own second epoch on."""
     monkeypatch.setattr(comp, "TILE_ROWS", 5)
     rng = rng_for("kept columns", dtype)
     sizes, output, x, y = task_data(rng, "softmax-10", 43, dtype, first_layer)
     weights, biases = network(rng, sizes, dtype)
-    inputs = comp.prepare_inputs(x)
+    inputs, same_inputs_again = comp.prepare_inputs(x), comp.prepare_inputs(x)
+    subset = rng.permutation(43)[:30]
+    calls = [(inputs, rng.permutation(43)) for _ in range(3)] + [
+        (same_inputs_again, rng.permutation(43)), (same_inputs_again, rng.permutation(43)),
+        (same_inputs_again, subset), (same_inputs_again, subset[::-1])]
+    sorts_kept = [False, True, True, False, True, False, True]
+    sparse_wide = first_layer > NARROW_LANES and comp._sparse_first([np.zeros((1, first_layer))])
     kept_ws = allocate_workspace(sizes, 43, dtype)
     kept, fresh = (copies(weights), copies(biases)), (copies(weights), copies(biases))
-    sparse_wide = first_layer > NARROW_LANES and comp._sparse_first([np.zeros((1, first_layer))])
     arrays = []
-    for order in (rng.permutation(43), rng.permutation(43), rng.permutation(43)[:30]):
-        args = (inputs, y, order, 43, 0.3, RELU, output)
+    for (prepared, order), sort_kept in zip(calls, sorts_kept):
+        args = (prepared, y, order, 43, 0.3, RELU, output)
         kept_run = comp.train_epoch(*kept, *args, kept_ws)
         fresh_run = comp.train_epoch(*fresh, *args, allocate_workspace(sizes, 43, dtype))
         assert kept_run == fresh_run
         for kept_, fresh_ in zip(kept[0] + kept[1], fresh[0] + fresh[1]):
             np.testing.assert_array_equal(kept_, fresh_)
         sorted_columns = kept_ws.kept.get("sorted_columns")
-        if not sparse_wide:
-            assert sorted_columns is None  # only the wide sparse first layer sorts
+        if not sparse_wide:  # only the wide sparse first layer sorts
+            assert sorted_columns is None
             continue
         assert np.array_equal(sorted_columns.order, np.sort(order))
-        assert sorted_columns.arrays[3].all()  # every tile's every block, sorted once
+        assert (sorted_columns.arrays is not None) == sort_kept
+        if sort_kept:
+            assert sorted_columns.arrays.sorted_slots.all()  # every tile's every block
         arrays.append(sorted_columns.arrays)
-    assert kept_run[2] == 1
-    if sparse_wide:  # the second epoch read the first's; the third, other rows, sorted anew
-        assert arrays[1] is arrays[0] and arrays[2] is not arrays[0]
+    if sparse_wide:  # the third epoch read the second's sort; other inputs made their own
+        assert arrays[2] is arrays[1] and arrays[4] is not arrays[1]
+
+
+def test_later_steps_read_the_kept_sort(monkeypatch):
+    """The kept entries are what the steps after the one that sorted them multiply."""
+    monkeypatch.setattr(comp, "SPARSE_MIN_WIDTH", 1)
+    monkeypatch.setattr(comp, "TILE_ROWS", 5)
+    rng = rng_for("read kept columns")
+    sizes, output, x, y = task_data(rng, "softmax-10", 43, np.float64, 20)
+    weights, biases = network(rng, sizes, np.float64)
+    inputs = comp.prepare_inputs(x)
+    ws = allocate_workspace(sizes, 43, np.float64)
+    for _ in range(2):
+        comp.train_epoch(weights, biases, inputs, y, np.arange(43), 43, 0.3, RELU, output, ws)
+    ws.kept["sorted_columns"].arrays.csc_values[:] = 0  # as if no input were nonzero
+    before = weights[0].copy()
+    comp.train_epoch(weights, biases, inputs, y, np.arange(43), 43, 0.3, RELU, output, ws)
+    np.testing.assert_array_equal(weights[0], before)
 
 
 def test_mini_batches_keep_no_sorted_inputs(monkeypatch):
@@ -549,7 +573,10 @@ def test_mini_batches_keep_no_sorted_inputs(monkeypatch):
     sizes, output, x, y = task_data(rng, "softmax-10", 43, np.float64, 20)
     weights, biases = network(rng, sizes, np.float64)
     ws = allocate_workspace(sizes, 16, np.float64)
-    comp.train_epoch(weights, biases, x, y, rng.permutation(43), 16, 0.3, RELU, output, ws)
+    inputs = comp.prepare_inputs(x)
+    for _ in range(2):
+        comp.train_epoch(weights, biases, inputs, y, rng.permutation(43), 16, 0.3, RELU, output,
+                         ws)
     assert ws.kept == {}
 
 
