@@ -40,7 +40,7 @@ from ._jit import compile_stats, jit
 from .common import RELU, PreparedInputs, WarmupInfo, Workspace, check_epoch_args
 from .numba_affine import (NARROW_LANES, affine_backward_input, affine_backward_params,
                            affine_forward)
-from .numba_columns import kept_sorted_columns
+from .numba_columns import kept_sorted_columns, slot_length
 from .numba_elementwise import (count_correct, output_delta, relu, relu_backward, sgd_update,
                                 sigmoid, sigmoid_backward, sigmoid_cross_entropy, softmax,
                                 softmax_cross_entropy)
@@ -229,7 +229,7 @@ def _column_scratch(rows, n_in, n_blocks, dtype):
     lanes per input (``numba_phases.narrow_first_layer_gradient``), zeroed:
     the update clears what phase 2 adds.
     """
-    return (np.empty(n_in + 2 * n_blocks + 1, np.int64), np.empty(rows * n_in, np.int32),
+    return (np.empty(slot_length(n_in, n_blocks), np.int64), np.empty(rows * n_in, np.int32),
             np.empty(rows * n_in, dtype), np.zeros((n_in, NARROW_LANES), dtype))
 
 
@@ -237,14 +237,15 @@ def _column_scratch(rows, n_in, n_blocks, dtype):
 _SORT_EVERY_STEP = np.zeros(0, np.uint8)
 
 
-def _may_keep_sorted_columns(batch_size, n, width) -> bool:
+def _may_keep_sorted_columns(batch_size, n, weights) -> bool:
     """Whether a call's sort by column may be kept for the next (``numba_columns.py``).
 
     A call of one batch of two rows or more (a full batch, when it comes
     again), through the wide sparse first layer: the narrow and dense ones
     do not sort.
     """
-    return batch_size >= n >= 2 and not is_narrow(width) and width >= SPARSE_MIN_WIDTH
+    return (batch_size >= n >= 2 and _sparse_first(weights)
+            and not is_narrow(weights[0].shape[1]))
 
 
 def _check_writeable(arrays):
@@ -437,7 +438,7 @@ def train_epoch(weights, biases, x, y, order, batch_size, lr, hidden, output, ws
     bounds = _input_bounds(inputs.indices, n_in, n_blocks)
     col_start, csc_rows, csc_values, narrow_grad = _column_scratch(tile, n_in, n_blocks, x.dtype)
     sorted_slots = _SORT_EVERY_STEP
-    if _may_keep_sorted_columns(batch_size, order.shape[0], ws.grad_w[0].shape[1]):
+    if _may_keep_sorted_columns(batch_size, order.shape[0], weights):
         kept = kept_sorted_columns(ws.kept, inputs, order, tile, bounds)
         if kept is not None:
             col_start, csc_rows, csc_values, sorted_slots = kept

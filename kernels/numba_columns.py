@@ -21,6 +21,11 @@ from collections import namedtuple
 
 import numpy as np
 
+def slot_length(n_in, n_blocks) -> int:
+    """The length of one tile's slot in ``col_start`` (``first_layer_gradient`` computes it too)."""
+    return n_in + 2 * n_blocks + 1
+
+
 #: The arrays `train_steps` takes for a kept sort.
 SortedColumns = namedtuple("SortedColumns", "col_start csc_rows csc_values sorted_slots")
 
@@ -68,7 +73,7 @@ def new_sorted_columns(inputs, order, tile, n_blocks) -> SortedColumns:
     n_tiles = -(-n // tile)
     entries = np.diff(inputs.indptr)[order]
     tile_base = np.concatenate(([0], np.cumsum(np.add.reduceat(entries, np.arange(0, n, tile)))))
-    col_start = np.zeros((n_tiles, n_in + 2 * n_blocks + 1), np.int64)
+    col_start = np.zeros((n_tiles, slot_length(n_in, n_blocks)), np.int64)
     col_start[:, -1] = tile_base[:-1]  # where each tile's entries begin
     return SortedColumns(col_start.reshape(-1), np.empty(tile_base[-1], np.int32),
                          np.empty(tile_base[-1], inputs.values.dtype),

@@ -245,7 +245,7 @@ def first_layer_gradient(t, rows, start, indptr, indices, values, order, d0, g0,
     """
     b0, b1 = bounds[t], bounds[t + 1]
     n_blocks = bounds.shape[0] - 1
-    slot_size = g0.shape[0] + 2 * n_blocks + 1
+    slot_size = g0.shape[0] + 2 * n_blocks + 1  # numba_columns.slot_length
     slot = max(tile_slot, 0) * slot_size
     ends = col_start[slot + b0 + 2 * t:slot + b1 + 2 * t + 2]
     in_slot = tile_slot >= 0
